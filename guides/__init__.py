@@ -1,0 +1,8 @@
+"""Variational families, swapped by one string: ``make_guide(name, model)``."""
+import zoo as _zoo  # noqa: F401  (applies the project's Pyro settings)
+
+from .discrete import check_discrete_sites, discrete_latent_sites, hide_discrete
+from .registry import GuideSpec, guide_spec, guides_for, list_guides, make_guide, register_guide
+
+__all__ = ["make_guide", "list_guides", "register_guide", "guide_spec", "guides_for", "GuideSpec",
+           "hide_discrete", "check_discrete_sites", "discrete_latent_sites"]

@@ -1,0 +1,134 @@
+"""The guide registry: one string picks the variational family.
+
+Every factory takes the zoo model and keyword options and returns a guide
+callable with the model's signature. ``init_values`` (a dict of latent site
+values, usually ``model.init_values(data)``) sets where a guide starts.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from pyro.infer.autoguide import (
+    AutoDelta,
+    AutoLowRankMultivariateNormal,
+    AutoMultivariateNormal,
+    AutoNormal,
+)
+from pyro.infer.autoguide.initialization import init_to_median, init_to_value
+
+from .discrete import hide_discrete
+from .flow import AutoFlow
+from .laplace import AutoEnumLaplace
+
+__all__ = ["GuideSpec", "register_guide", "make_guide", "list_guides", "guide_spec", "guides_for"]
+
+
+@dataclass(frozen=True)
+class GuideSpec:
+    name: str
+    factory: Callable
+    point_estimate: bool = False  # fits a point (MAP); a posterior may come afterwards (laplace)
+    applies: Callable = lambda model: True
+    description: str = ""
+
+
+_GUIDES: dict[str, GuideSpec] = {}
+
+
+def register_guide(name: str, *, point_estimate: bool = False, applies: Callable | None = None):
+    def deco(factory):
+        if name in _GUIDES:
+            raise ValueError(f"a guide named {name!r} is already registered")
+        doc = (factory.__doc__ or "").strip().splitlines()
+        _GUIDES[name] = GuideSpec(name, factory, point_estimate, applies or (lambda model: True), doc[0] if doc else "")
+        return factory
+
+    return deco
+
+
+def list_guides(pattern: str | None = None) -> list[str]:
+    names = sorted(_GUIDES)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def guide_spec(name: str) -> GuideSpec:
+    if not isinstance(name, str):
+        raise TypeError(f"guide name must be a string, got {type(name).__name__}")
+    try:
+        return _GUIDES[name]
+    except KeyError:
+        raise ValueError(f"unknown guide {name!r}; known guides: {', '.join(list_guides())}") from None
+
+
+def guides_for(model) -> list[str]:
+    """The registered guides that apply to ``model``."""
+    return [n for n in list_guides() if _GUIDES[n].applies(model)]
+
+
+def make_guide(name: str, model, **kwargs):
+    """Build the guide registered as ``name`` for ``model`` (a zoo model or a model callable)."""
+    spec = guide_spec(name)
+    if not spec.applies(model):
+        raise ValueError(f"guide {name!r} does not apply to {type(model).__name__}; applicable: {guides_for(model)}")
+    return spec.factory(model, **kwargs)
+
+
+def _model_fn(model):
+    return hide_discrete(model.model if hasattr(model, "model") else model)
+
+
+def _init_fn(init_values):
+    if not init_values:
+        return init_to_median
+    return init_to_value(values={k: v.detach() for k, v in init_values.items() if isinstance(v, torch.Tensor)})
+
+
+@register_guide("delta", point_estimate=True)
+def _delta(model, *, init_values=None):
+    """Point mass at the MAP estimate (AutoDelta)."""
+    return AutoDelta(_model_fn(model), init_loc_fn=_init_fn(init_values))
+
+
+@register_guide("normal")
+def _normal(model, *, init_values=None, init_scale=0.1):
+    """Mean-field Normal in unconstrained space (AutoNormal)."""
+    return AutoNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
+
+
+@register_guide("mvn")
+def _mvn(model, *, init_values=None, init_scale=0.1):
+    """Full-rank multivariate Normal (AutoMultivariateNormal)."""
+    return AutoMultivariateNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
+
+
+@register_guide("lowrank")
+def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
+    """Low-rank plus diagonal multivariate Normal (AutoLowRankMultivariateNormal)."""
+    return AutoLowRankMultivariateNormal(
+        _model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale, rank=rank
+    )
+
+
+@register_guide("laplace", point_estimate=True)
+def _laplace(model, *, init_values=None):
+    """MAP, then a Gaussian from the Hessian of the enumerated log joint."""
+    full = model.model if hasattr(model, "model") else model
+    return AutoEnumLaplace(_model_fn(model), full_model=full, init_loc_fn=_init_fn(init_values),
+                           max_plate_nesting=getattr(model, "max_plate_nesting", 1))
+
+
+@register_guide("flow")
+def _flow(model, *, init_values=None, init_scale=0.1, num_transforms=2, hidden_dims=None):
+    """Affine-autoregressive normalizing flow around a learned location (inverse autoregressive flow)."""
+    return AutoFlow(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale,
+                    num_transforms=num_transforms, hidden_dims=hidden_dims)
+
+
+@register_guide("custom", applies=lambda model: callable(getattr(model, "custom_guide", None))
+                and model.custom_guide() is not None)
+def _custom(model, *, init_values=None):
+    """The model's own hand-written guide."""
+    return model.custom_guide(init_values)

@@ -1,0 +1,17 @@
+"""A zoo of latent-variable models written as Pyro model/guide pairs."""
+import pyro as _pyro
+
+# Each guide and model keeps its own parameters (no global name clashes between
+# two guides of the same class); this is Pyro's recommended setting.
+_pyro.settings.set(module_local_params=True)
+
+from . import datasets  # noqa: E402
+from .base import ZooModel  # noqa: E402
+from .datasets import list_datasets, load_dataset  # noqa: E402
+from .gmm import GaussianMixtureModel  # noqa: E402
+from .registry import create_model, list_models, register_model  # noqa: E402
+
+__all__ = [
+    "ZooModel", "GaussianMixtureModel", "create_model", "list_models", "register_model",
+    "datasets", "load_dataset", "list_datasets",
+]
