@@ -43,5 +43,5 @@ class AutoFlow(AutoContinuous):
         return dist.Normal(torch.zeros_like(self.loc), torch.ones_like(self.loc)).to_event(1)
 
     def get_posterior(self, *args, **kwargs):
-        transforms = list(self.flows) + [AffineTransform(self.loc, self.scale, event_dim=1)]
+        transforms = list(self.flows) + [AffineTransform(self.loc, self.scale, event_dim=1, cache_size=1)]
         return dist.TransformedDistribution(self.get_base_dist(), transforms)

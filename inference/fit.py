@@ -53,6 +53,7 @@ def fit(
     num_steps: int = 1000,
     lr: float = 0.05,
     betas=(0.9, 0.999),
+    lr_decay: float = 1.0,
     tol: float | None = None,
     patience: int = 20,
     restarts: int = 1,
@@ -67,6 +68,7 @@ def fit(
     num_chains: int = 2,
     nuts_init: str = "map",
     target_accept_prob: float = 0.8,
+    jit_compile: bool = True,
     guide_kwargs: dict | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``data``.
@@ -78,7 +80,8 @@ def fit(
     method : ``"svi"``, ``"map"`` or ``"nuts"``.
     guide : a registered guide name (``guides.list_guides()``); default ``"normal"`` for SVI,
         ``"delta"`` for MAP. Ignored by NUTS.
-    num_steps, lr, betas : SVI steps and Adam settings.
+    num_steps, lr, betas, lr_decay : SVI steps and Adam settings; the learning rate is multiplied
+        by ``lr_decay`` after every step (as Pyro's ClippedAdam ``lrd``).
     tol, patience : stop when the loss has not improved by more than ``tol`` (relative) for
         ``patience`` consecutive steps. ``None`` runs every step.
     restarts, restart_select : SVI/MAP from ``restarts`` seeded initialisations. With
@@ -92,7 +95,7 @@ def fit(
     checkpoint, checkpoint_every, resume : save guide, model and optimiser state to ``checkpoint``
         every ``checkpoint_every`` steps (atomically); with ``resume`` continue from it when present.
     num_samples : posterior draws (per chain for NUTS, from the guide for SVI).
-    num_warmup, num_chains, nuts_init, target_accept_prob : NUTS settings; ``nuts_init="map"`` starts
+    num_warmup, num_chains, nuts_init, target_accept_prob, jit_compile : NUTS settings; ``nuts_init="map"`` starts
         every chain at a MAP fit, ``"prior"`` at the prior median.
     guide_kwargs : options for the guide factory (``init_scale``, ``rank``, ``num_transforms``...).
     """
@@ -107,6 +110,8 @@ def fit(
         raise ValueError(f"num_warmup must be a non-negative integer, got {num_warmup!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
     if tol is not None and not tol >= 0:
         raise ValueError(f"tol must be non-negative or None, got {tol}")
     if resume and checkpoint is None:
@@ -124,7 +129,7 @@ def fit(
     if method == "nuts":
         return _fit_nuts(model, data, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
                          seed=seed, progress_bar=progress_bar, nuts_init=nuts_init,
-                         target_accept_prob=target_accept_prob)
+                         target_accept_prob=target_accept_prob, jit_compile=jit_compile)
 
     if guide is None:
         guide = "delta" if method == "map" else "normal"
@@ -146,7 +151,7 @@ def fit(
     def train(g, run_seed, label):
         pyro.set_rng_seed(run_seed)
         losses, converged = _svi_loop(
-            model, g, data, elbo=elbo, num_steps=num_steps, lr=lr, betas=betas, tol=tol, patience=patience,
+            model, g, data, elbo=elbo, num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol, patience=patience,
             progress_bar=progress_bar, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
             desc=f"{method}/{guide}" + label,
         )
@@ -181,24 +186,27 @@ def _params(model, guide):
     return out
 
 
-def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, tol, patience, progress_bar, checkpoint,
+def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, patience, progress_bar, checkpoint,
               checkpoint_every, resume, desc):
     loss_fn = lambda: elbo.differentiable_loss(model.model, guide, data)  # noqa: E731
     with torch.no_grad():
         guide(data)  # creates the guide's parameters on the data's device
     optim = torch.optim.Adam(_params(model, guide), lr=lr, betas=tuple(betas))
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
     losses, step, best, stall = [], 0, float("inf"), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint, map_location=data.device)
         guide.load_state_dict(state["guide"])
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optim"])
+        schedule.load_state_dict(state["schedule"])
         losses, step = list(state["losses"]), int(state["step"])
         best, stall = float(state["best"]), int(state["stall"])
         torch.set_rng_state(state["rng"])
 
     def save():
         atomic_save({"guide": guide.state_dict(), "model": model.state_dict(), "optim": optim.state_dict(),
+                     "schedule": schedule.state_dict(),
                      "losses": torch.tensor(losses, dtype=torch.float64), "step": step, "best": best,
                      "stall": stall, "rng": torch.get_rng_state()}, checkpoint)
 
@@ -211,6 +219,7 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, tol, patience, 
                 raise FloatingPointError(f"the loss became {loss.item()} at step {step}; try a smaller lr")
             loss.backward()
             optim.step()
+            schedule.step()
             value = loss.item()
             losses.append(value)
             step += 1
@@ -253,7 +262,7 @@ def _guide_samples(model, guide, data, num_samples) -> dict[str, torch.Tensor]:
 
 
 def _fit_nuts(model, data, *, num_samples, num_warmup, num_chains, seed, progress_bar, nuts_init,
-              target_accept_prob):
+              target_accept_prob, jit_compile):
     start = time.perf_counter()
     init_strategy = None
     if nuts_init == "map":
@@ -265,7 +274,8 @@ def _fit_nuts(model, data, *, num_samples, num_warmup, num_chains, seed, progres
         pyro.set_rng_seed(seed + c)
         kw = {"init_strategy": init_strategy} if init_strategy is not None else {}
         kernel = NUTS(model.model, max_plate_nesting=model.max_plate_nesting,
-                      target_accept_prob=target_accept_prob, **kw)
+                      target_accept_prob=target_accept_prob, jit_compile=jit_compile,
+                      ignore_jit_warnings=True, **kw)
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=1,
                     disable_progbar=not progress_bar)
         mcmc.run(data)

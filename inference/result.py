@@ -85,18 +85,16 @@ class FitResult:
         with torch.no_grad():
             return self.model.pointwise_log_likelihood(self.samples, self.data)
 
-    def to_inference_data(self, *, assignments: bool = True, max_assignment_draws: int | None = None):
-        """An ArviZ InferenceData: posterior (with discrete assignments sampled at temperature 1),
-        log_likelihood (for ``az.loo``/``az.compare``), observed_data, and the loss trace."""
+    def to_inference_data(self, *, assignments: bool = True):
+        """An ArviZ InferenceData: posterior (with discrete assignments drawn at temperature 1 by
+        ``infer_discrete`` given each draw), log_likelihood (for ``az.loo``/``az.compare``),
+        observed_data, and the loss trace in group ``loss``."""
         import arviz as az
 
         posterior = {k: v.detach().cpu().numpy() for k, v in self.samples.items()}
         if assignments and getattr(self.model, "discrete_sites", ()):
-            z = self.assignments(temperature=1, num_draws=max_assignment_draws)
-            posterior = {k: v[:, : z.shape[1]] for k, v in posterior.items()}
-            posterior[self.model.discrete_sites[0]] = z.cpu().numpy()
-        n_draws = next(iter(posterior.values())).shape[1]
-        loglik = self.pointwise_log_likelihood()[:, :n_draws].cpu().numpy()
+            posterior[self.model.discrete_sites[0]] = self.assignments(temperature=1).cpu().numpy()
+        loglik = self.pointwise_log_likelihood().cpu().numpy()
         dims = {k: v for k, v in getattr(self.model, "site_dims", {}).items() if k in posterior}
         dims["obs"] = ["obs_id", "feature"]
         kwargs = dict(
@@ -106,9 +104,7 @@ class FitResult:
             dims=dims,
             attrs={"inference_method": self.method, "guide": self.guide_name or "", "seed": self.seed},
         )
-        if self.losses:
-            kwargs["sample_stats"] = None
-        idata = az.from_dict(**{k: v for k, v in kwargs.items() if v is not None})
+        idata = az.from_dict(**kwargs)
         # the log-likelihood of each datum is indexed like the data
         idata.log_likelihood = idata.log_likelihood.rename({"obs_dim_0": "obs_id"}) \
             if "obs_dim_0" in idata.log_likelihood.dims else idata.log_likelihood

@@ -1,0 +1,16 @@
+import warnings
+
+import pytest
+import torch
+
+import zoo  # noqa: F401  (project Pyro settings)
+
+warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,133 @@
+"""The enumerated Gaussian mixture against closed forms and known answers."""
+import numpy as np
+import pytest
+import torch
+from pyro.infer import TraceEnum_ELBO
+from pyro.infer.autoguide import AutoDelta
+
+import guides
+import inference
+import zoo
+
+
+def test_pyro_tutorial_map_with_restarts():
+    """Pyro's GMM tutorial: data [0, 1, 10, 11, 12], K=2, shared scale, MAP."""
+    data = torch.tensor([0.0, 1.0, 10.0, 11.0, 12.0], dtype=torch.float64)
+    model = zoo.create_model("gmm", K=2, covariance="shared")
+    r = inference.fit(model, data, method="map", guide="delta", num_steps=200, lr=0.1, betas=(0.8, 0.99),
+                      restarts=8, progress_bar=False)
+    est = {k: v[0, 0] for k, v in r.samples.items()}
+    order = torch.argsort(est["locs"][:, 0])
+    # weights {0.625, 0.375}: the heavier component is the 3-point cluster at 10.98
+    np.testing.assert_allclose(est["weights"][order].numpy(), [0.375, 0.625], atol=5e-3)
+    np.testing.assert_allclose(est["locs"][order, 0].numpy(), [0.499, 10.98], atol=5e-3)
+    np.testing.assert_allclose(est["scale"].item(), 0.651, atol=5e-3)
+    # MAP assignments through infer_discrete
+    z = r.assignments(temperature=0)[0, 0]
+    assert (z[:2] == z[0]).all() and (z[2:] == z[2]).all() and z[0] != z[2]
+
+
+@pytest.mark.parametrize("covariance", ["shared", "diag", "full"])
+def test_pointwise_log_likelihood_matches_enumerated_elbo(covariance):
+    """Summed pointwise log-likelihood + log prior == -TraceEnum loss of a delta guide."""
+    data = torch.tensor(zoo.load_dataset("blobs", n_samples=30, random_state=2).data)
+    model = zoo.create_model("gmm", K=3, covariance=covariance)
+    init = model.init_values(data, seed=0)
+    guide = guides.make_guide("delta", model, init_values=init)
+    guide(data)
+    loss = TraceEnum_ELBO(max_plate_nesting=1).loss(model.model, guide, data)
+    point = {k: v for k, v in guide.median(data).items()}
+    loglik = model.pointwise_log_likelihood(point, data).sum()
+    # the prior part from a trace of the model at the point
+    import pyro.poutine as poutine
+
+    hidden = guides.hide_discrete(model.model)
+    tr = poutine.trace(poutine.condition(hidden, data=point)).get_trace(data)
+    log_prior = sum(site["fn"].log_prob(site["value"]).sum() for name, site in tr.nodes.items()
+                    if site["type"] == "sample" and name in point)
+    np.testing.assert_allclose(-loss, (loglik + log_prior).item(), rtol=1e-6)
+
+
+def test_pointwise_log_likelihood_against_scipy():
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(0)
+    data = torch.tensor(rng.normal(size=(25, 2)))
+    model = zoo.create_model("gmm", K=2, covariance="full")
+    L = torch.linalg.cholesky(torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=torch.float64))
+    scales = L.norm(dim=-1)
+    corr = L / scales[:, None]
+    sample = {"weights": torch.tensor([0.3, 0.7], dtype=torch.float64),
+              "locs": torch.tensor([[0.0, 1.0], [-1.0, 0.5]], dtype=torch.float64),
+              "scales": torch.stack([scales, 2 * scales]),
+              "corr_chol": torch.stack([corr, corr])}
+    ours = model.pointwise_log_likelihood(sample, data).numpy()
+    cov0 = (L @ L.T).numpy()
+    ref = np.logaddexp(np.log(0.3) + multivariate_normal([0, 1], cov0).logpdf(data.numpy()),
+                       np.log(0.7) + multivariate_normal([-1, 0.5], 4 * cov0).logpdf(data.numpy()))
+    np.testing.assert_allclose(ours, ref, rtol=1e-10)
+
+
+def test_infer_discrete_agrees_with_closed_form_responsibilities():
+    data = torch.tensor(zoo.load_dataset("blobs", n_samples=60, random_state=4).data)
+    model = zoo.create_model("gmm", K=3)
+    r = inference.fit(model, data, method="svi", guide="normal", num_steps=200, num_samples=4,
+                      progress_bar=False)
+    z_map = r.assignments(temperature=0)
+    resp = model.component_log_prob(r.samples, data)  # (1, S, N, K)
+    assert torch.equal(z_map, resp.argmax(-1))
+    # temperature 1 draws follow the responsibilities: frequency over many draws
+    r.samples = {k: v[:, :1].expand(1, 300, *v.shape[2:]).contiguous() for k, v in r.samples.items()}
+    r._assignment_cache.clear()
+    z = r.assignments(temperature=1)[0]  # (300, N)
+    probs = resp[0, 0].softmax(-1)
+    freq = torch.nn.functional.one_hot(z, 3).double().mean(0)
+    assert (freq - probs).abs().max() < 0.12
+
+
+def test_undeclared_discrete_site_is_an_error():
+    import pyro
+    import pyro.distributions as dist
+
+    class Collapsing(zoo.ZooModel):
+        discrete_sites = ("assignment",)
+
+        def model(self, data):
+            weights = pyro.sample("weights", dist.Dirichlet(torch.ones(2, dtype=data.dtype)))
+            with pyro.plate("data", data.shape[0]):
+                k = pyro.sample("assignment", dist.Categorical(weights))  # not enumerated
+                pyro.sample("obs", dist.Normal(k.to(data.dtype), 1.0).to_event(1), obs=data)
+
+    data = torch.randn(10, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"discrete latent sites \['assignment'\] that are not marked"):
+        inference.fit(Collapsing(), data, method="map")
+    with pytest.raises(ValueError, match="not marked for enumeration"):
+        guides.check_discrete_sites(Collapsing().model, data)
+
+
+def test_enumerated_site_is_hidden_from_autoguides():
+    data = torch.randn(10, 2, dtype=torch.float64)
+    model = zoo.create_model("gmm", K=2)
+    guide = AutoDelta(guides.hide_discrete(model.model))
+    guide(data)
+    assert set(guide.median(data)) == {"weights", "locs", "scales"}
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(K=0), "K must be >= 1"),
+    (dict(K=2, covariance="weird"), "unknown covariance 'weird'"),
+    (dict(K=2, loc_scale=-1.0), "loc_scale must be positive"),
+    (dict(K=2, concentration=0.0), "concentration must be positive"),
+])
+def test_bad_model_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        zoo.create_model("gmm", **kwargs)
+
+
+def test_model_follows_device_and_dtype_of_data():
+    model = zoo.create_model("gmm", K=2)
+    data32 = torch.randn(20, 2)
+    r = inference.fit(model, data32, method="map", num_steps=5, progress_bar=False)
+    assert r.samples["locs"].dtype == torch.float32
+    r = inference.fit(model, data32.double(), method="map", num_steps=5, progress_bar=False)
+    assert r.samples["locs"].dtype == torch.float64

@@ -1,0 +1,62 @@
+"""Both registries, parametrised: a model or guide is tested by being registered."""
+import math
+
+import pytest
+import torch
+
+import guides
+import inference
+import zoo
+
+SMALL_KWARGS = {"gmm": dict(K=2)}
+
+
+def small_data():
+    ds = zoo.load_dataset("blobs", n_samples=40, n_components=2, random_state=3)
+    return torch.tensor(ds.data)
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(ValueError, match="unknown model 'nope'.*gmm"):
+        zoo.create_model("nope")
+
+
+def test_unknown_guide_lists_known_names():
+    with pytest.raises(ValueError, match="unknown guide 'nope'.*delta.*normal"):
+        guides.make_guide("nope", zoo.create_model("gmm"))
+
+
+def test_unknown_method_lists_known_names():
+    with pytest.raises(ValueError, match="unknown method 'nope'.*map.*nuts.*svi"):
+        inference.fit(zoo.create_model("gmm"), small_data(), method="nope")
+
+
+def test_registries_list_what_the_issue_names():
+    assert "gmm" in zoo.list_models()
+    assert {"delta", "normal", "mvn", "lowrank", "laplace", "flow", "custom"} <= set(guides.list_guides())
+    assert zoo.list_models("g*") == ["gmm"]
+
+
+def test_duplicate_registration_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        zoo.register_model("gmm")(lambda **kw: None)
+
+
+CASES = [(m, g) for m in zoo.list_models() for g in guides.guides_for(zoo.create_model(m, **SMALL_KWARGS.get(m, {})))]
+
+
+@pytest.mark.parametrize("model_name,guide_name", CASES)
+def test_every_guide_runs_svi_on_every_model(model_name, guide_name):
+    model = zoo.create_model(model_name, **SMALL_KWARGS.get(model_name, {}))
+    data = small_data()
+    spec = guides.guide_spec(guide_name)
+    method = "map" if spec.point_estimate else "svi"
+    result = inference.fit(model, data, method=method, guide=guide_name, num_steps=120, lr=0.05,
+                           num_samples=20, progress_bar=False, seed=1)
+    losses = torch.tensor(result.losses)
+    assert torch.isfinite(losses).all()
+    first, last = losses[:10].mean().item(), losses[-10:].mean().item()
+    assert last < first, f"{guide_name}: loss did not decrease ({first:.3f} -> {last:.3f})"
+    for name, value in result.samples.items():
+        assert torch.isfinite(value).all(), name
+    assert math.isfinite(result.pointwise_log_likelihood().sum().item())

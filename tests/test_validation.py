@@ -1,0 +1,57 @@
+"""Bad input gets a ValueError that names the problem."""
+import numpy as np
+import pytest
+import torch
+
+import inference
+import zoo
+
+
+@pytest.mark.parametrize("data,match", [
+    (np.array([[0.0, np.nan], [1.0, 2.0], [3.0, 4.0]]), "contains NaN"),
+    (np.array([[0.0, np.inf], [1.0, 2.0], [3.0, 4.0]]), "contains infinity"),
+    (np.zeros((2, 3, 4)), "must be 1-D or 2-D.*3-D"),
+    (np.float64(3.0), "must be 1-D or 2-D.*0-D"),
+    (np.zeros((0, 2)), "is empty"),
+    (np.zeros((5, 0)), "0 features"),
+])
+def test_bad_data(data, match):
+    with pytest.raises(ValueError, match=match):
+        inference.fit(zoo.create_model("gmm", K=2), data, method="map", progress_bar=False)
+
+
+def test_more_components_than_points():
+    with pytest.raises(ValueError, match="K=5 components is more than the n_samples=3"):
+        inference.fit(zoo.create_model("gmm", K=5), np.zeros((3, 2)), method="map")
+
+
+def test_non_numeric_data():
+    with pytest.raises(TypeError, match="must hold numbers"):
+        inference.fit(zoo.create_model("gmm"), np.array([["a", "b"], ["c", "d"]]), method="map")
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(method="map", guide="normal"), "needs a point-estimate guide"),
+    (dict(num_steps=0), "num_steps must be a positive integer"),
+    (dict(lr=-1.0), "lr must be positive"),
+    (dict(resume=True), "resume=True needs a checkpoint"),
+    (dict(restart_select="best"), "unknown restart_select"),
+])
+def test_bad_options(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        inference.fit(zoo.create_model("gmm"), np.random.default_rng(0).normal(size=(10, 2)), **kwargs)
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'nope'; known datasets: blobs, digits, faithful, iris"):
+        zoo.load_dataset("nope")
+
+
+def test_full_covariance_needs_two_features():
+    with pytest.raises(ValueError, match="at least 2 features"):
+        inference.fit(zoo.create_model("gmm", covariance="full"), np.arange(6.0), method="map")
+
+
+def test_torch_input_accepted():
+    r = inference.fit(zoo.create_model("gmm"), torch.randn(12, 2), method="map", num_steps=3, progress_bar=False)
+    assert r.samples["locs"].shape == (1, 1, 2, 2)
