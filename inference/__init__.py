@@ -1,8 +1,8 @@
 """Algorithms: SVI, MAP and NUTS through one ``fit``; results convert to ArviZ."""
 import zoo as _zoo  # noqa: F401  (applies the project's Pyro settings)
 
-from .checkpoint import atomic_save, load_checkpoint
+from .checkpoint import atomic_save, load_checkpoint, staged_output
 from .fit import METHODS, fit, list_methods
 from .result import FitResult
 
-__all__ = ["fit", "list_methods", "METHODS", "FitResult", "atomic_save", "load_checkpoint"]
+__all__ = ["fit", "list_methods", "METHODS", "FitResult", "atomic_save", "load_checkpoint", "staged_output"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["atomic_save", "load_checkpoint"]
+__all__ = ["atomic_save", "load_checkpoint", "staged_output"]
 
 
 def atomic_save(obj, path) -> Path:
@@ -31,3 +31,35 @@ def atomic_save(obj, path) -> Path:
 def load_checkpoint(path, map_location=None) -> dict:
     """Load a checkpoint written by :func:`atomic_save`, tensors and plain containers only."""
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+class staged_output:
+    """Context manager: build a run's files in a staging folder beside ``out``; on success move
+    them into ``out`` (each by a rename), on any error remove the staging folder, so that ``out``
+    never holds a partial run."""
+
+    def __init__(self, out):
+        self.out = Path(out)
+
+    def __enter__(self) -> Path:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent))
+        return self.stage
+
+    def __exit__(self, exc_type, exc, tb):
+        import shutil
+
+        try:
+            if exc_type is None:
+                if not self.out.exists():
+                    os.replace(self.stage, self.out)
+                    return False
+                for f in sorted(self.stage.iterdir()):
+                    target = self.out / f.name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    os.replace(f, target)
+        finally:
+            if self.stage.exists():
+                shutil.rmtree(self.stage, ignore_errors=True)
+        return False

@@ -61,7 +61,7 @@ from sklearn.utils import check_random_state
 
 from zoo._checks import as_data_tensor, check_positive_int
 
-__all__ = ["EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize"]
+__all__ = ["EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize", "exp_floor"]
 
 
 def temperature_schedule(temperature=1.0, annealing=None):
@@ -105,6 +105,13 @@ def _check_temperature(value, name):
     return float(value)
 
 
+def exp_floor(dtype: torch.dtype) -> float:
+    """Clamp for exponents before ``exp``: results below the smallest normal float
+    (or underflowing to 0) take a ~10x slower path in vectorised ``exp``; a
+    contribution of ``exp(floor)`` (~1e-305 in float64) changes nothing."""
+    return math.log(torch.finfo(dtype).tiny) + 8.0
+
+
 def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Tensor | None = None):
     """Tempered E-step on a ``(n, K)`` block of ``log(pi_k p(x_n | k))``.
 
@@ -119,14 +126,20 @@ def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Ten
         out.fill_(-math.inf)
         out.scatter_(1, idx.unsqueeze(1), 0.0)
         return norm, out
+    src = wlp
     if temperature != 1.0:
         torch.mul(wlp, 1.0 / temperature, out=out)
-        wlp = out
-    lse = torch.logsumexp(wlp, dim=1)
-    torch.sub(wlp, lse.unsqueeze(1), out=out)
+        src = out
+    # logsumexp by hand: torch's exponentiates without a floor (slow on underflow)
+    m = src.amax(dim=1, keepdim=True)
+    torch.sub(src, m, out=out)
+    e = out.clamp(min=exp_floor(out.dtype)).exp_()
+    lse = e.sum(dim=1).log_()
+    out.sub_(lse.unsqueeze(1))
+    norm = lse.add_(m.squeeze(1))
     if temperature != 1.0:
-        lse.mul_(temperature)
-    return lse, out
+        norm.mul_(temperature)
+    return norm, out
 
 
 class EMBase:

@@ -66,9 +66,10 @@ def fit(
     num_samples: int = 500,
     num_warmup: int = 500,
     num_chains: int = 2,
-    nuts_init: str = "map",
+    nuts_init="map",
     target_accept_prob: float = 0.8,
     jit_compile: bool = True,
+    max_tree_depth: int = 10,
     guide_kwargs: dict | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``data``.
@@ -95,8 +96,10 @@ def fit(
     checkpoint, checkpoint_every, resume : save guide, model and optimiser state to ``checkpoint``
         every ``checkpoint_every`` steps (atomically); with ``resume`` continue from it when present.
     num_samples : posterior draws (per chain for NUTS, from the guide for SVI).
-    num_warmup, num_chains, nuts_init, target_accept_prob, jit_compile : NUTS settings; ``nuts_init="map"`` starts
-        every chain at a MAP fit, ``"prior"`` at the prior median.
+    num_warmup, num_chains, nuts_init, target_accept_prob, jit_compile, max_tree_depth : NUTS
+        settings. ``nuts_init``:
+        ``"map"`` starts every chain at a MAP fit, ``"prior"`` at the prior median, a ``FitResult`` at its
+        posterior mean, a dict at those site values.
     guide_kwargs : options for the guide factory (``init_scale``, ``rank``, ``num_transforms``...).
     """
     if not isinstance(method, str) or method not in METHODS:
@@ -120,8 +123,8 @@ def fit(
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
     if restart_select not in ("initial", "final"):
         raise ValueError(f"unknown restart_select {restart_select!r}; known: 'initial', 'final'")
-    if nuts_init not in ("map", "prior"):
-        raise ValueError(f"unknown nuts_init {nuts_init!r}; known: 'map', 'prior'")
+    if not isinstance(nuts_init, (dict, FitResult)) and nuts_init not in ("map", "prior"):
+        raise ValueError(f"unknown nuts_init {nuts_init!r}; known: 'map', 'prior', a FitResult or a dict")
     data = model.check_data(data)
     model.to(data.device)
     check_discrete_sites(model.model, data)
@@ -129,7 +132,8 @@ def fit(
     if method == "nuts":
         return _fit_nuts(model, data, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
                          seed=seed, progress_bar=progress_bar, nuts_init=nuts_init,
-                         target_accept_prob=target_accept_prob, jit_compile=jit_compile)
+                         target_accept_prob=target_accept_prob, jit_compile=jit_compile,
+                         max_tree_depth=max_tree_depth)
 
     if guide is None:
         guide = "delta" if method == "map" else "normal"
@@ -262,20 +266,23 @@ def _guide_samples(model, guide, data, num_samples) -> dict[str, torch.Tensor]:
 
 
 def _fit_nuts(model, data, *, num_samples, num_warmup, num_chains, seed, progress_bar, nuts_init,
-              target_accept_prob, jit_compile):
+              target_accept_prob, jit_compile, max_tree_depth):
     start = time.perf_counter()
     init_strategy = None
-    if nuts_init == "map":
-        m = fit(model, data, method="map", guide="delta", num_steps=300, lr=0.05, seed=seed,
-                progress_bar=progress_bar, restarts=3)
-        init_strategy = init_to_value(values={k: v[0, 0] for k, v in m.samples.items()})
+    if isinstance(nuts_init, str) and nuts_init == "map":
+        nuts_init = fit(model, data, method="map", guide="delta", num_steps=300, lr=0.05, seed=seed,
+                        progress_bar=progress_bar, restarts=3)
+    if isinstance(nuts_init, FitResult):
+        nuts_init = nuts_init.posterior_mean()
+    if isinstance(nuts_init, dict):
+        init_strategy = init_to_value(values={k: torch.as_tensor(v).to(data) for k, v in nuts_init.items()})
     chains = []
     for c in range(num_chains):
         pyro.set_rng_seed(seed + c)
         kw = {"init_strategy": init_strategy} if init_strategy is not None else {}
         kernel = NUTS(model.model, max_plate_nesting=model.max_plate_nesting,
                       target_accept_prob=target_accept_prob, jit_compile=jit_compile,
-                      ignore_jit_warnings=True, **kw)
+                      ignore_jit_warnings=True, max_tree_depth=max_tree_depth, **kw)
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=1,
                     disable_progbar=not progress_bar)
         mcmc.run(data)

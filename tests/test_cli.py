@@ -1,0 +1,86 @@
+"""The command line: list, fit (with no partial output on failure), and the tour in quick mode."""
+import subprocess
+import sys
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import pytest
+
+from zoo.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for word in ["gmm", "delta", "normal", "mvn", "lowrank", "laplace", "flow", "custom", "nuts", "faithful"]:
+        assert word in out
+
+
+def _png(path):
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_writes_summary_figures_and_inference_data(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["fit", "gmm", "--data", "faithful", "--method", "map", "--guide", "delta", "--K", "2",
+                 "--steps", "150", "--restarts", "2", "--out", str(out), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "loglik_per_datum" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["clusters.png", "loss.png", "posterior.nc", "summary.csv"]
+    assert _png(out / "clusters.png") and _png(out / "loss.png")
+    idata = az.from_netcdf(str(out / "posterior.nc"))
+    assert idata.posterior["locs"].shape[-2:] == (2, 2)
+    table = pd.read_csv(out / "summary.csv")
+    assert table["loglik_per_datum"].iloc[0] < 0
+    assert not list(tmp_path.glob(".*staging*"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--data", "nope"], "unknown dataset 'nope'"),
+    (["--data", "faithful", "--method", "nope"], "unknown method 'nope'"),
+    (["--data", "faithful", "--guide", "nope"], "unknown guide 'nope'"),
+    (["--data", "faithful", "--K", "0"], "K must be >= 1"),
+    (["--data", "faithful", "--K", "300"], "more than the n_samples=272"),
+    (["--data", "BADCSV"], "contains NaN"),
+])
+def test_fit_errors_leave_no_output(tmp_path, capsys, args, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\nnan,3\n4,5\n")
+    args = [str(bad) if a == "BADCSV" else a for a in args]
+    out = tmp_path / "out"
+    code = main(["fit", "gmm", *args, "--steps", "5", "--out", str(out), "--no-progress"])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.csv"]
+
+
+def test_fit_error_during_writing_leaves_existing_folder_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    import inference.plots
+
+    def broken(*a, **k):
+        raise ValueError("figure failed")
+
+    monkeypatch.setattr(inference.plots, "plot_clusters", broken)
+    code = main(["fit", "gmm", "--data", "faithful", "--steps", "5", "--restarts", "1", "--out", str(out),
+                 "--no-progress"])
+    assert code == 2
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_tour_quick(tmp_path):
+    out = tmp_path / "tour"
+    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "tour", "--quick", "--no-progress", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = {p.name for p in out.iterdir()}
+    assert {"report.md", "summary.csv", "clusters.png", "loss.png", "trace.png", "posterior_nuts.nc"} <= names
+    table = pd.read_csv(out / "summary.csv", index_col=0)
+    assert list(table.index) == ["MAP (delta)", "SVI (normal)", "NUTS"]
+    assert np.isfinite(table["loglik_per_datum"]).all()

@@ -1,0 +1,155 @@
+"""Command line: ``zoo list``, ``zoo fit MODEL ...``, ``zoo tour``."""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _parse_model_args(pairs):
+    kwargs = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"model argument {pair!r} must look like KEY=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            kwargs[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            kwargs[key] = value
+    return kwargs
+
+
+def load_data(name: str):
+    """A registered data set name, or a path to a CSV file of numbers (a header row is skipped)."""
+    from . import datasets
+
+    path = Path(name)
+    if path.suffix == ".csv" or path.exists():
+        if not path.exists():
+            raise ValueError(f"data file {name!r} does not exist")
+        with open(path) as f:
+            first = f.readline()
+        has_header = any(c.isalpha() for c in first.replace("e", "").replace("E", ""))
+        arr = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, ndmin=2)
+        names = first.strip().split(",") if has_header else [f"x{i}" for i in range(arr.shape[1])]
+        return datasets.Dataset(path.stem, arr, None, names)
+    return datasets.load_dataset(name)
+
+
+def cmd_list(args) -> int:
+    import guides
+    import inference
+
+    from . import datasets, registry
+
+    print("models:")
+    for name in registry.list_models():
+        doc = (registry._MODELS[name].__doc__ or "").strip().splitlines()
+        print(f"  {name:10s} {doc[0] if doc else ''}")
+    print("guides:")
+    for name in guides.list_guides():
+        print(f"  {name:10s} {guides.guide_spec(name).description}")
+    print("methods:")
+    for name in inference.list_methods():
+        print(f"  {name:10s} {inference.METHODS[name]}")
+    print("datasets:")
+    for name in datasets.list_datasets():
+        print(f"  {name}")
+    return 0
+
+
+def cmd_fit(args) -> int:
+    import torch
+
+    import inference
+    from inference.plots import plot_clusters, plot_losses, plot_trace, save_figure
+    from inference.report import summary_table
+
+    from .registry import create_model
+
+    ds = load_data(args.data)
+    data = ds.data
+    model_kwargs = _parse_model_args(args.model_arg)
+    if args.K is not None:
+        model_kwargs["K"] = args.K
+    model = create_model(args.model, **model_kwargs)
+    tensor = model.check_data(torch.as_tensor(np.asarray(data, dtype=np.float64)))  # validate before writing
+    unscale = None
+    if args.standardize:
+        mean, std = tensor.mean(0), tensor.std(0).clamp_min(1e-12)
+        tensor = (tensor - mean) / std
+        unscale = (mean.numpy(), std.numpy())
+    result = inference.fit(model, tensor, method=args.method, guide=args.guide, num_steps=args.steps, lr=args.lr,
+                           restarts=args.restarts, seed=args.seed, num_samples=args.num_samples,
+                           num_warmup=args.num_warmup, num_chains=args.num_chains,
+                           progress_bar=not args.no_progress)
+    table = summary_table({f"{args.method}" + (f"/{result.guide_name}" if result.guide_name else ""): result},
+                          unscale=unscale)
+    print(table.to_string())
+    with inference.staged_output(args.out) as stage:
+        table.to_csv(stage / "summary.csv")
+        result.to_inference_data().to_netcdf(str(stage / "posterior.nc"))
+        if result.losses:
+            save_figure(plot_losses({args.method: result}).figure, stage / "loss.png")
+        if tensor.shape[1] >= 2 and getattr(model, "discrete_sites", ()):
+            save_figure(plot_clusters(result, unscale=unscale, feature_names=ds.feature_names).figure,
+                        stage / "clusters.png")
+        if result.method == "nuts":
+            save_figure(plot_trace(result), stage / "trace.png")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_tour(args) -> int:
+    from .tour import run_tour
+
+    run_tour(args.out, quick=args.quick, progress_bar=not args.no_progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoo", description="Latent-variable models as Pyro model/guide pairs.")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="models, guides, methods and data sets")
+    f = sub.add_parser("fit", help="fit a model and write a summary, figures and the InferenceData")
+    f.add_argument("model")
+    f.add_argument("--data", required=True, help="a data set name (zoo list) or a CSV path")
+    f.add_argument("--method", default="map")
+    f.add_argument("--guide", default=None)
+    f.add_argument("--K", type=int, default=None, help="number of components")
+    f.add_argument("--model-arg", "-p", action="append", metavar="KEY=VALUE", help="model factory argument")
+    f.add_argument("--steps", type=int, default=1000)
+    f.add_argument("--lr", type=float, default=0.05)
+    f.add_argument("--restarts", type=int, default=3)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--num-samples", type=int, default=500)
+    f.add_argument("--num-warmup", type=int, default=500)
+    f.add_argument("--num-chains", type=int, default=2)
+    f.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit on standardised data, report in the original units (default on)")
+    f.add_argument("--out", required=True)
+    f.add_argument("--no-progress", action="store_true")
+    t = sub.add_parser("tour", help="the main job: GMM on Old Faithful by MAP, SVI and NUTS, with a report")
+    t.add_argument("--out", default="runs/faithful_gmm")
+    t.add_argument("--quick", action="store_true", help="fewer steps and draws (for tests)")
+    t.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"list": cmd_list, "fit": cmd_fit, "tour": cmd_tour}
+    try:
+        return handlers[args.command](args)
+    except (ValueError, TypeError) as exc:
+        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
