@@ -27,6 +27,7 @@ METHODS = {
     "svi": "stochastic variational inference with any registered guide",
     "map": "maximum a posteriori: SVI with a point-estimate guide (delta, laplace)",
     "nuts": "the No-U-Turn sampler, the reference posterior",
+    "em": "expectation-maximisation: exact E-step by enumeration, closed-form or L-BFGS M-step",
 }
 
 
@@ -70,6 +71,8 @@ def fit(
     target_accept_prob: float = 0.8,
     jit_compile: bool = True,
     max_tree_depth: int = 10,
+    em_objective: str = "ml",
+    m_step: str = "auto",
     guide_kwargs: dict | None = None,
 ) -> FitResult:
     """Fit ``model`` to ``data``.
@@ -100,6 +103,10 @@ def fit(
         settings. ``nuts_init``:
         ``"map"`` starts every chain at a MAP fit, ``"prior"`` at the prior median, a ``FitResult`` at its
         posterior mean, a dict at those site values.
+    em_objective, m_step : EM settings (``method="em"``): maximise the likelihood (``"ml"``, priors
+        ignored) or the log joint (``"map"``); the M-step is the model's closed form (``"auto"`` uses
+        it when the model has ``em_update``) or L-BFGS (``"gradient"``). ``num_steps`` caps the
+        iterations and ``tol`` (default 1e-8) is the change of the objective per datum that stops them.
     guide_kwargs : options for the guide factory (``init_scale``, ``rank``, ``num_transforms``...).
     """
     if not isinstance(method, str) or method not in METHODS:
@@ -128,6 +135,12 @@ def fit(
     data = model.check_data(data)
     model.to(data.device)
     check_discrete_sites(model.model, data)
+
+    if method == "em":
+        from .pyro_em import fit_em
+
+        return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step,
+                      seed=seed, progress_bar=progress_bar)
 
     if method == "nuts":
         return _fit_nuts(model, data, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,

@@ -125,6 +125,32 @@ class GaussianMixtureModel(ZooModel):
             lp = dist.Normal(loc, scale).log_prob(x).sum(-1)
         return weights.log()[..., None, :] + lp
 
+    def em_update(self, resp: torch.Tensor, data: torch.Tensor, reg_covar: float = 1e-6) -> dict:
+        """Closed-form maximum-likelihood M-step given responsibilities ``resp`` (N, K).
+
+        Returns constrained site values; ``reg_covar`` is added to every variance, as in
+        scikit-learn, so that a component with one point keeps a positive covariance."""
+        N, D = data.shape
+        eps = 10 * torch.finfo(data.dtype).eps
+        nk = resp.sum(0) + eps  # (K,)
+        locs = (resp.T @ data) / nk[:, None]
+        out = {"weights": nk / nk.sum(), "locs": locs}
+        diff = data[:, None, :] - locs[None]  # (N, K, D)
+        if self.covariance == "shared":
+            var = (resp[..., None] * diff.pow(2)).sum() / (N * D) + reg_covar
+            out["scale"] = var.sqrt()
+        elif self.covariance == "diag":
+            var = torch.einsum("nk,nkd->kd", resp, diff.pow(2)) / nk[:, None] + reg_covar
+            out["scales"] = var.sqrt()
+        else:
+            cov = torch.einsum("nk,nkd,nke->kde", resp, diff, diff) / nk[:, None, None]
+            cov = cov + reg_covar * torch.eye(D, dtype=data.dtype, device=data.device)
+            L = torch.linalg.cholesky(cov)
+            scales = L.norm(dim=-1)
+            out["scales"] = scales
+            out["corr_chol"] = L / scales[..., None]
+        return out
+
     def pointwise_log_likelihood(self, samples, data):
         return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
 
