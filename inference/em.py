@@ -30,6 +30,9 @@ it is sliced into row chunks, so per-chunk work stays O(chunk)):
     ``(n_components,)`` log mixing weights.
 ``_m_step(data, log_resp)``
     update the parameters from the (tempered) log responsibilities.
+``_em_iteration(data, temperature)`` (optional)
+    a fused E+M step returning the bound; the default chains the E-step,
+    ``_m_step`` and ``_compute_lower_bound``.
 ``_compute_lower_bound(log_resp, log_prob_norm)``
     the objective tracked for convergence; ``log_prob_norm`` is the mean over
     samples of the (tempered) log normaliser of the E-step.
@@ -61,7 +64,10 @@ from sklearn.utils import check_random_state
 
 from zoo._checks import as_data_tensor, check_positive_int
 
-__all__ = ["EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize", "exp_floor"]
+__all__ = [
+    "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",
+    "tempered_responsibilities", "exp_floor",
+]
 
 
 def temperature_schedule(temperature=1.0, annealing=None):
@@ -142,6 +148,29 @@ def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Ten
     return norm, out
 
 
+def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:
+    """Tempered E-step in place: overwrite ``wlp`` (``log(pi_k p(x_n | k))``, with
+    the components along ``dim``) by the responsibilities and return the per-sample
+    normaliser ``T * logsumexp(wlp / T)`` (the max at ``T = 0``).
+
+    For fused E+M steps that never need the log responsibilities.
+    """
+    if temperature == 0.0:
+        norm, idx = wlp.max(dim=dim, keepdim=True)
+        wlp.zero_().scatter_(dim, idx, 1.0)
+        return norm.squeeze(dim)
+    if temperature != 1.0:
+        wlp.mul_(1.0 / temperature)
+    m = wlp.amax(dim=dim, keepdim=True)
+    wlp.sub_(m).clamp_(min=exp_floor(wlp.dtype)).exp_()
+    total = wlp.sum(dim=dim, keepdim=True)
+    wlp.div_(total)
+    norm = total.log_().add_(m).squeeze(dim)
+    if temperature != 1.0:
+        norm.mul_(temperature)
+    return norm
+
+
 class EMBase:
     """Mixin with the EM outer loop; see the module docstring for the hooks.
 
@@ -189,6 +218,17 @@ class EMBase:
 
     def _set_parameters(self, params):
         raise NotImplementedError
+
+    def _em_iteration(self, data, temperature):
+        """One E-step + M-step; returns the lower bound.
+
+        Models may override it with a fused, chunked pass that accumulates the
+        M-step's statistics while each chunk's responsibilities are in cache
+        (same result, no ``(n_samples, K)`` array).
+        """
+        log_prob_norm, log_resp = self._e_step(data, temperature)
+        self._m_step(data, log_resp)
+        return self._compute_lower_bound(log_resp, log_prob_norm)
 
     def _converged(self, lower_bound, prev_lower_bound):
         """The stopping rule, called after each M-step (scikit-learn's rule)."""
@@ -262,8 +302,9 @@ class EMBase:
             total += norm.sum(dtype=torch.float64)
         return float(total) / n, log_resp
 
-    def _weighted_log_prob_all(self, data):
-        return torch.cat([self._estimate_weighted_log_prob(data[sl]) for sl in self._chunks(data.shape[0])])
+    def _labels(self, data):
+        """Arg-max component of each row, chunk by chunk (no (n, K) array)."""
+        return torch.cat([self._estimate_weighted_log_prob(data[sl]).argmax(dim=1) for sl in self._chunks(data.shape[0])])
 
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):
@@ -322,10 +363,7 @@ class EMBase:
                 for n_iter in range(1, self.max_iter + 1):
                     temp = self._temperature_at(n_iter - 1)
                     prev_bound = bound
-                    log_prob_norm, log_resp = self._e_step(data, temp)
-                    self._m_step(data, log_resp)
-                    bound = float(self._compute_lower_bound(log_resp, log_prob_norm))
-                    del log_resp  # free (n, K) before the next E-step allocates its own
+                    bound = float(self._em_iteration(data, temp))
                     trace.append(bound)
                     if bar is not None:
                         bar.update(1)
@@ -364,7 +402,7 @@ class EMBase:
         self.temperature_ = best_temp
         # Final E-step with the kept parameters: fit_predict(X) == fit(X).predict(X)
         # for any max_iter/tol (the kept parameters came out of an M-step).
-        labels = self._weighted_log_prob_all(data).argmax(dim=1)
+        labels = self._labels(data)
         self._after_fit(data, labels)
         return labels.cpu().numpy()
 
@@ -395,7 +433,7 @@ class EMBase:
         labels : ndarray of shape (n_samples,)
         """
         data = self._prepare_data(self._validate_data(X, reset=False), fitting=False)
-        return self._weighted_log_prob_all(data).argmax(dim=1).cpu().numpy()
+        return self._labels(data).cpu().numpy()
 
     def predict_proba(self, X):
         """Responsibilities of the components for each sample.
