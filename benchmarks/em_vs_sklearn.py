@@ -5,8 +5,9 @@ the same fixed number of iterations (``tol=0``: neither can stop early; checked
 through ``n_iter_``), in one process, warm-up first, best of ``--repeats``
 alternating runs, each after a short pause (``--pause``) so that the other
 library's spinning thread pool does not steal the cores. Times are whole
-``fit`` calls (validation, set-up, iterations, final E-step) for both. Prints a table and one JSON line per case; ``ratio`` is
-scikit-learn's time over ours (> 1: we are faster).
+``fit`` calls (validation, set-up, iterations, final E-step) for both. Prints
+a table and one JSON line per case; ``ratio`` is scikit-learn's time over ours
+(> 1: we are faster).
 
     python benchmarks/em_vs_sklearn.py            # N=100k, D=32, K=32, float64
     python benchmarks/em_vs_sklearn.py --quick    # small sizes

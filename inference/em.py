@@ -304,7 +304,8 @@ class EMBase:
 
     def _labels(self, data):
         """Arg-max component of each row, chunk by chunk (no (n, K) array)."""
-        return torch.cat([self._estimate_weighted_log_prob(data[sl]).argmax(dim=1) for sl in self._chunks(data.shape[0])])
+        chunks = self._chunks(data.shape[0])
+        return torch.cat([self._estimate_weighted_log_prob(data[sl]).argmax(dim=1) for sl in chunks])
 
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):

@@ -19,18 +19,22 @@ def _data(name):
     if name == "iris":
         return load_iris().data, 3
     if name == "digits":
-        return load_digits().data, 10
+        # integer pixels give exact distance ties, which either library may break
+        # its own way (both right); a tiny jitter makes the labels well defined
+        X = load_digits().data
+        return X + np.random.default_rng(0).normal(scale=1e-3, size=X.shape), 10
     X, _ = make_blobs(n_samples=500, centers=5, n_features=4, cluster_std=2.5, random_state=0)
     return X, 5
 
 
 @pytest.mark.parametrize("name", ["iris", "blobs", "digits"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_inertia_matches_sklearn_from_same_centres(name, seed):
+@pytest.mark.parametrize("tol", [1e-4, 1e-2])  # 1e-2 stops on the centre shift before labels settle
+def test_inertia_matches_sklearn_from_same_centres(name, seed, tol):
     X, k = _data(name)
     init = X[np.random.default_rng(seed).choice(len(X), k, replace=False)]
-    ref = SkKMeans(k, init=init, n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd").fit(X)
-    ours = KMeans(k, init=init, n_init=1, max_iter=300, tol=1e-4).fit(X)
+    ref = SkKMeans(k, init=init, n_init=1, max_iter=300, tol=tol, algorithm="lloyd").fit(X)
+    ours = KMeans(k, init=init, n_init=1, max_iter=300, tol=tol).fit(X)
     assert ours.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
     assert ours.n_iter_ == ref.n_iter_
     np.testing.assert_array_equal(ours.labels_, ref.labels_)

@@ -178,7 +178,9 @@ def kmeans_plusplus(X, n_clusters, *, random_state=None, n_local_trials=None):
 # ------------------------------------------------------------ the mixture
 def _as_param(value, name, device):
     try:
-        t = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value, dtype=np.float64))
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        t = torch.as_tensor(np.asarray(value, dtype=np.float64))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
     if not bool(torch.isfinite(t).all()):
@@ -333,7 +335,8 @@ class GaussianMixture(EMBase, BaseEstimator):
             w = _as_param(self.weights_init, "weights_init", dev)
             _check_shape(w, (k,), "weights_init")
             if bool((w < 0).any()) or bool((w > 1).any()):
-                raise ValueError(f"weights_init must lie in [0, 1], got min {float(w.min()):.5g}, max {float(w.max()):.5g}")
+                lo, hi = float(w.min()), float(w.max())
+                raise ValueError(f"weights_init must lie in [0, 1], got min {lo:.5g}, max {hi:.5g}")
             if abs(float(w.sum()) - 1.0) > 1e-8:
                 raise ValueError(f"weights_init must sum to 1, got {float(w.sum()):.10g}")
             self._w_init = w
@@ -366,7 +369,8 @@ class GaussianMixture(EMBase, BaseEstimator):
             self._ws = _Workspace()
             # below this a component variance is rounding noise: the component collapsed
             x = _design_x(Z, self._kind, X.shape[1])
-            self._var_floor = 100 * torch.finfo(X.dtype).eps * float((x * x).sum(dtype=_STAT)) / x.numel()
+            sq = float(torch.linalg.vector_norm(x, dtype=_STAT)) ** 2  # no (n, D) temporary
+            self._var_floor = 100 * torch.finfo(X.dtype).eps * sq / x.numel()
             if self._kind == "tied":  # total scatter of the centred data, constant over EM
                 self._scatter = self._gram(Z)
         return Z
@@ -436,7 +440,8 @@ class GaussianMixture(EMBase, BaseEstimator):
             cov = V.mT @ V
         else:
             U, cov = prec.sqrt(), 1.0 / prec
-        return {"covariances": cov, "prec_chol": U, "collapsed": torch.zeros(self._k, dtype=torch.bool, device=prec.device), "jitter": False}
+        collapsed = torch.zeros(self._k, dtype=torch.bool, device=prec.device)
+        return {"covariances": cov, "prec_chol": U, "collapsed": collapsed, "jitter": False}
 
     # ------------------------------------------------------------ statistics
     # Responsibilities of a chunk are laid out (K, chunk) -- components along
@@ -531,16 +536,18 @@ class GaussianMixture(EMBase, BaseEstimator):
             if bool((info != 0).any()):
                 jitter = True
                 batch = batch.clone()
-                diag_scale = torch.diagonal(batch, dim1=-2, dim2=-1).abs().mean(-1).clamp(min=1.0)
+                scale = torch.diagonal(batch, dim1=-2, dim2=-1).abs().mean(-1)
+                scale = torch.where(scale > 0, scale, torch.ones_like(scale))
                 eps = max(reg, float(torch.finfo(_STAT).eps))
-                for step in range(40):
+                eye = torch.eye(self._d, dtype=_STAT, device=cov.device)
+                for step in range(40):  # growing jitter, only on the failing matrices
                     bad = info != 0
                     if not bool(bad.any()):
                         break
-                    amount = (eps * 10.0 ** (step / 2)) * diag_scale[bad]
-                    batch[bad] = batch[bad] + amount[:, None, None] * torch.eye(self._d, dtype=_STAT, device=cov.device)
+                    amount = (eps * 10.0 ** (step / 2)) * scale[bad]
+                    batch[bad] = batch[bad] + amount[:, None, None] * eye
                     L, info = torch.linalg.cholesky_ex(batch)
-                else:
+                if bool((info != 0).any()):
                     raise ValueError("a covariance matrix could not be made positive definite; check the data")
             eye = torch.eye(self._d, dtype=_STAT, device=cov.device).expand_as(L)
             U = torch.linalg.solve_triangular(L, eye, upper=False).mT  # L^-T, upper triangular
@@ -692,11 +699,11 @@ class GaussianMixture(EMBase, BaseEstimator):
         cov = np.asarray(self.covariances_, dtype=np.float64)
         d, out = self.means_.shape[1], []
         for k, m in enumerate(counts):
-            if self.covariance_type == "full":
+            if self._kind == "full":
                 L = np.linalg.cholesky(cov[k])
-            elif self.covariance_type == "tied":
+            elif self._kind == "tied":
                 L = np.linalg.cholesky(cov)
-            elif self.covariance_type == "diag":
+            elif self._kind == "diag":
                 L = np.diag(np.sqrt(cov[k]))
             else:
                 L = np.sqrt(cov[k]) * np.eye(d)
@@ -707,7 +714,7 @@ class GaussianMixture(EMBase, BaseEstimator):
 
     def _n_parameters(self):
         k, d = self.means_.shape
-        cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "tied": d * (d + 1) / 2, "spherical": k}[self.covariance_type]
+        cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "tied": d * (d + 1) / 2, "spherical": k}[self._kind]
         return int(cov + k * d + k - 1)
 
     def bic(self, X):
