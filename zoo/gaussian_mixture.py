@@ -46,8 +46,11 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 _LOG_2PI = math.log(2.0 * math.pi)
 _STAT = torch.float64  # dtype of parameters and accumulated statistics
-_FULL_BLOCK = 1 << 20  # elements of the (chunk, K, D+1) buffer of the full case
-_SMALL_BLOCK = 1 << 18  # elements of the (K, chunk) blocks of the other cases
+# Chunk sizes: big enough that each op is a large parallel region (under CPU
+# contention every OpenMP fork/join can cost a time slice), small enough that
+# the scratch stays tens of MB whatever n_samples.
+_FULL_BLOCK = 1 << 22  # elements of the (chunk, K, D+1) buffer of the full case
+_SMALL_BLOCK = 1 << 20  # elements of the (K, chunk) blocks of the other cases
 
 
 class DegenerateComponentWarning(UserWarning):
@@ -387,7 +390,7 @@ class GaussianMixture(EMBase, BaseEstimator):
         k, d = self._k, self._d
         if self._kind == "full":
             return max(256, _FULL_BLOCK // (k * (d + 1)))
-        return max(256, _SMALL_BLOCK // k)
+        return max(1024, _SMALL_BLOCK // k)
 
     # ------------------------------------------------------------ init
     def _initial_resp(self, Z, random_state):
@@ -574,6 +577,7 @@ class GaussianMixture(EMBase, BaseEstimator):
             W = torch.empty((d + 1, k * d), dtype=_STAT, device=mu.device)
             W[:d] = U.permute(1, 0, 2).reshape(d, k * d)
             W[d] = -torch.einsum("kd,kde->ke", mu, U).reshape(k * d)
+            W.mul_(math.sqrt(0.5))  # so that the squared norms come out halved
             self._coef = {"W": W.to(dtype), "const": (logdet - 0.5 * d * _LOG_2PI + logw).to(dtype)}
         elif kind == "tied":
             logdet = torch.log(torch.diagonal(U)).sum()
@@ -603,10 +607,9 @@ class GaussianMixture(EMBase, BaseEstimator):
             return out.sub_(0.5 * (y * y).sum(0))
         c, k = z.shape[0], self._k
         y = self._ws.get("block", (c, k * d), z)
-        torch.mm(z, cf["W"], out=y)  # (x - mu_k) U_k for all k in one GEMM
+        torch.mm(z, cf["W"], out=y)  # (x - mu_k) U_k / sqrt(2) for all k in one GEMM
         y.square_()
-        out = y.view(c, k, d).sum(2)
-        return out.mul_(-0.5).add_(cf["const"])
+        return torch.sub(cf["const"], y.view(c, k, d).sum(2))
 
     def _estimate_weighted_log_prob(self, z):
         s = self._scores(z)
@@ -782,7 +785,7 @@ class KMeans(EMBase, BaseEstimator):
             self._init_centers = c
 
     def _chunk_rows(self, n_samples):
-        return max(256, _SMALL_BLOCK // self._k)
+        return max(1024, _SMALL_BLOCK // self._k)
 
     def _temperature_at(self, iteration):
         return 0.0  # hard assignments
