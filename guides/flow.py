@@ -36,7 +36,10 @@ class AutoFlow(AutoContinuous):
         hidden = self._hidden_dims or [max(2 * self.latent_dim, 8)] * 2
         self.loc = nn.Parameter(init_loc.detach().clone())
         self.scale = PyroParam(torch.full_like(init_loc, self._init_scale), constraint=constraints.positive)
-        flows = [affine_autoregressive(self.latent_dim, hidden_dims=hidden) for _ in range(self._num_transforms)]
+        # the "stable" IAF step y = sigmoid(s) x + (1 - sigmoid(s)) m never expands its input, so a
+        # freshly initialised flow cannot throw z far from loc; spread comes from the learned scale
+        flows = [affine_autoregressive(self.latent_dim, hidden_dims=hidden, stable=True)
+                 for _ in range(self._num_transforms)]
         self.flows = nn.ModuleList(flows).to(device=init_loc.device, dtype=init_loc.dtype)
 
     def get_base_dist(self):

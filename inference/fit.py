@@ -28,6 +28,7 @@ METHODS = {
     "map": "maximum a posteriori: SVI with a point-estimate guide (delta, laplace)",
     "nuts": "the No-U-Turn sampler, the reference posterior",
     "em": "expectation-maximisation: exact E-step by enumeration, closed-form or L-BFGS M-step",
+    "coordinate": "the model's own EM-style coordinate updates (e.g. GLGAE: encode every datum, then update)",
 }
 
 
@@ -142,6 +143,13 @@ def fit(
         return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step,
                       seed=seed, progress_bar=progress_bar)
 
+    if method == "coordinate":
+        if not hasattr(model, "coordinate_fit"):
+            raise ValueError(f"{type(model).__name__} has no coordinate updates; use 'svi', 'map', 'em' or 'nuts'")
+        pyro.set_rng_seed(seed)
+        model.reset_parameters(data, seed=seed)
+        return model.coordinate_fit(data, num_steps=num_steps, tol=tol, seed=seed, progress_bar=progress_bar)
+
     if method == "nuts":
         return _fit_nuts(model, data, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
                          seed=seed, progress_bar=progress_bar, nuts_init=nuts_init,
@@ -160,6 +168,7 @@ def fit(
 
     def build(run_seed):
         pyro.set_rng_seed(run_seed)
+        model.reset_parameters(data, seed=run_seed)
         g = make_guide(guide, model, init_values=model.init_values(data, seed=run_seed), **guide_kwargs)
         with torch.no_grad():
             initial = float(elbo.loss(model.model, g, data))
@@ -197,7 +206,7 @@ def fit(
 def _params(model, guide):
     seen, out = set(), []
     for p in list(guide.parameters()) + list(model.parameters()):
-        if id(p) not in seen:
+        if id(p) not in seen and p.requires_grad:
             seen.add(id(p))
             out.append(p)
     return out

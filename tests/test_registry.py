@@ -8,7 +8,7 @@ import guides
 import inference
 import zoo
 
-SMALL_KWARGS = {"gmm": dict(K=2)}
+SMALL_KWARGS = {"gmm": dict(K=2), "glgae": dict(K=3, D=2, E=2)}
 
 
 def small_data():
@@ -32,9 +32,9 @@ def test_unknown_method_lists_known_names():
 
 
 def test_registries_list_what_the_issue_names():
-    assert "gmm" in zoo.list_models()
+    assert {"gmm", "glgae"} <= set(zoo.list_models())
     assert {"delta", "normal", "mvn", "lowrank", "laplace", "flow", "custom"} <= set(guides.list_guides())
-    assert zoo.list_models("g*") == ["gmm"]
+    assert zoo.list_models("gm*") == ["gmm"]
 
 
 def test_duplicate_registration_is_refused():

@@ -9,9 +9,10 @@ from . import datasets  # noqa: E402
 from .base import ZooModel  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
 from .gmm import GaussianMixtureModel  # noqa: E402
+from .glgae import GLGAE  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
 
 __all__ = [
-    "ZooModel", "GaussianMixtureModel", "create_model", "list_models", "register_model",
+    "ZooModel", "GaussianMixtureModel", "GLGAE", "create_model", "list_models", "register_model",
     "datasets", "load_dataset", "list_datasets",
 ]

@@ -32,6 +32,10 @@ class ZooModel(PyroModule):
         """Validate ``data`` and return it as a 2-D floating tensor, shape (N, D)."""
         return as_data_tensor(data, name="data")
 
+    def reset_parameters(self, data: torch.Tensor, seed: int = 0) -> None:
+        """(Re)initialise the model's own learnable parameters from the data; called by ``fit``
+        before every restart. Models without parameters do nothing."""
+
     def init_values(self, data: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor] | None:
         """Data-dependent initial values of latent sites, or ``None`` for the prior median."""
         return None

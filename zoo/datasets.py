@@ -9,7 +9,7 @@ import numpy as np
 
 from ._checks import check_positive_int
 
-__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs"]
+__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring"]
 
 
 @dataclass
@@ -92,7 +92,26 @@ def make_blobs(
     return Dataset("blobs", data, assignment, [f"x{i}" for i in range(n_features)], truth, "seeded Gaussian blobs")
 
 
-_LOADERS = {"faithful": load_faithful, "iris": _load_iris, "digits": _load_digits, "blobs": make_blobs}
+def make_ring(n_samples: int = 400, *, n_components: int = 8, radius: float = 4.0, scale: float = 0.25,
+              random_state: int = 0) -> Dataset:
+    """``n_components`` isotropic Gaussians with centres evenly spaced on a circle in 2-D;
+    ``truth`` holds ``locs`` (K, 2), ``scale`` and ``assignment``."""
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_components = check_positive_int(n_components, "n_components")
+    if not (radius > 0 and scale > 0):
+        raise ValueError(f"radius and scale must be positive, got {radius}, {scale}")
+    rng = np.random.default_rng(random_state)
+    angles = 2 * np.pi * np.arange(n_components) / n_components
+    locs = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    assignment = rng.integers(0, n_components, size=n_samples)
+    data = locs[assignment] + scale * rng.standard_normal((n_samples, 2))
+    truth = {"locs": locs, "scale": float(scale), "assignment": assignment,
+             "weights": np.full(n_components, 1.0 / n_components)}
+    return Dataset("ring", data, assignment, ["x0", "x1"], truth, "Gaussians on a ring")
+
+
+_LOADERS = {"faithful": load_faithful, "iris": _load_iris, "digits": _load_digits, "blobs": make_blobs,
+            "ring": make_ring}
 
 
 def list_datasets() -> list[str]:
