@@ -280,3 +280,20 @@ def test_bad_data():
         inference.fit(m, np.array([[0.0, np.nan], [1, 2], [3, 4]]), method="map")
     with pytest.raises(ValueError, match="unknown encoding method 'magic'"):
         m.encode(np.zeros((4, 2)), method="magic")
+
+
+# --- Bayesian encoding: guides against the NUTS reference (slow: several fits) ----------------------
+@pytest.mark.slow
+def test_bayesian_encoding_guides_match_nuts():
+    m = _model(3, 2, 1, [[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]], [0.0, 1.0, -1.0], b=1.0).frozen()
+    x = torch.tensor([[0.1, 0.1], [1.8, 0.2], [0.5, 1.5]], **f64)
+    ref = inference.fit(m, x, method="nuts", num_samples=1000, num_warmup=500, num_chains=2, progress_bar=False)
+    mean, sd = ref.posterior_mean()["z"], ref.posterior_std()["z"]
+    assert torch.isfinite(sd).all() and (sd < 2).all()
+    A0, B0 = m.A.detach().clone(), m.B.detach().clone()
+    for guide in ["normal", "mvn", "flow"]:
+        r = inference.fit(m, x, method="svi", guide=guide, num_steps=1500, lr=0.02, num_samples=1000,
+                          progress_bar=False)
+        err = ((r.posterior_mean()["z"] - mean).abs() / sd).max().item()
+        assert err < 0.3, f"{guide}: mean error {err:.2f} posterior sds"
+        assert torch.equal(A0, m.A) and torch.equal(B0, m.B)  # a frozen model keeps its parameters

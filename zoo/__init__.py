@@ -10,9 +10,11 @@ from .base import ZooModel  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
 from .gmm import GaussianMixtureModel  # noqa: E402
 from .glgae import GLGAE  # noqa: E402
+from .gaussian_mixture import GaussianMixture, KMeans  # noqa: E402
+from .linear_mixture import MixtureOfLinearModels  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
 
 __all__ = [
-    "ZooModel", "GaussianMixtureModel", "GLGAE", "create_model", "list_models", "register_model",
+    "ZooModel", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels", "create_model", "list_models", "register_model",
     "datasets", "load_dataset", "list_datasets",
 ]
