@@ -164,7 +164,7 @@ def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 
     m = wlp.amax(dim=dim, keepdim=True)
     wlp.sub_(m).clamp_(min=exp_floor(wlp.dtype)).exp_()
     total = wlp.sum(dim=dim, keepdim=True)
-    wlp.div_(total)
+    wlp.mul_(total.reciprocal())  # one division per sample, not per entry
     norm = total.log_().add_(m).squeeze(dim)
     if temperature != 1.0:
         norm.mul_(temperature)

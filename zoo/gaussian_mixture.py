@@ -49,7 +49,7 @@ _STAT = torch.float64  # dtype of parameters and accumulated statistics
 # Chunk sizes: big enough that each op is a large parallel region (under CPU
 # contention every OpenMP fork/join can cost a time slice), small enough that
 # the scratch stays tens of MB whatever n_samples.
-_FULL_BLOCK = 1 << 22  # elements of the (chunk, K, D+1) buffer of the full case
+_FULL_BLOCK = 1 << 20  # elements of the (chunk, K, D+1) buffer (larger spills the caches)
 _SMALL_BLOCK = 1 << 20  # elements of the (K, chunk) blocks of the other cases
 
 
@@ -608,8 +608,9 @@ class GaussianMixture(EMBase, BaseEstimator):
         c, k = z.shape[0], self._k
         y = self._ws.get("block", (c, k * d), z)
         torch.mm(z, cf["W"], out=y)  # (x - mu_k) U_k / sqrt(2) for all k in one GEMM
-        y.square_()
-        return torch.sub(cf["const"], y.view(c, k, d).sum(2))
+        # squared norms per D-block: one read pass (a norm), no in-place square pass
+        sq = torch.linalg.vector_norm(y.view(c, k, d), dim=2).square_()
+        return torch.sub(cf["const"], sq)
 
     def _estimate_weighted_log_prob(self, z):
         s = self._scores(z)
