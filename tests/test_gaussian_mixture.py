@@ -74,7 +74,7 @@ def _sklearn_trace(ref):
 
 # ------------------------------------------------------------------ parity
 PARITY_CASES = [
-    ("iris", dict(max_iter=200, tol=1e-6)),
+    ("iris", dict(max_iter=100, tol=1e-6)),
     ("faithful", dict(max_iter=200, tol=1e-6)),
     ("synthetic", dict(max_iter=200, tol=1e-6)),
     # digits has constant pixels: reg_covar large enough for both; few iterations (64-D full)
