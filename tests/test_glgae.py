@@ -282,8 +282,7 @@ def test_bad_data():
         m.encode(np.zeros((4, 2)), method="magic")
 
 
-# --- Bayesian encoding: guides against the NUTS reference (slow: several fits) ----------------------
-@pytest.mark.slow
+# --- Bayesian encoding: guides against the NUTS reference ----------------------------------------
 def test_bayesian_encoding_guides_match_nuts():
     m = _model(3, 2, 1, [[0.0, 0.0], [2.0, 0.0], [0.0, 2.0]], [0.0, 1.0, -1.0], b=1.0).frozen()
     x = torch.tensor([[0.1, 0.1], [1.8, 0.2], [0.5, 1.5]], **f64)
