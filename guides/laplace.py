@@ -40,6 +40,9 @@ class AutoEnumLaplace(AutoLaplaceApproximation):
 
         H = torch.autograd.functional.hessian(neg_log_joint, loc)
         H = 0.5 * (H + H.T)
+        if not bool((torch.linalg.eigvalsh(H) > 0).all()):
+            raise ValueError("the Hessian of the negative log joint at the MAP point is not positive definite "
+                             "(not a strict local optimum: train longer, or use fewer components)")
         cov = torch.linalg.inv(H)
         scale = cov.diagonal().clamp_min(0).sqrt()
         corr = cov / scale[:, None] / scale[None, :]

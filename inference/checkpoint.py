@@ -34,9 +34,9 @@ def load_checkpoint(path, map_location=None) -> dict:
 
 
 class staged_output:
-    """Context manager: build a run's files in a staging folder beside ``out``; on success move
-    them into ``out`` (each by a rename), on any error remove the staging folder, so that ``out``
-    never holds a partial run."""
+    """Context manager: build a run's files in a staging folder beside ``out``; on success the
+    staging folder replaces ``out`` (an earlier run there is removed), on any error it is removed,
+    so that ``out`` never holds a partial run or a mix of two runs."""
 
     def __init__(self, out):
         self.out = Path(out)
@@ -51,14 +51,15 @@ class staged_output:
 
         try:
             if exc_type is None:
-                if not self.out.exists():
-                    os.replace(self.stage, self.out)
-                    return False
-                for f in sorted(self.stage.iterdir()):
-                    target = self.out / f.name
-                    if target.is_dir():
-                        shutil.rmtree(target)
-                    os.replace(f, target)
+                if self.out.exists() and not self.out.is_dir():
+                    raise ValueError(f"output path {str(self.out)!r} exists and is not a folder")
+                old = None
+                if self.out.exists():  # swap whole folders: no mix of an old run and a new one
+                    old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+                    os.replace(self.out, old / self.out.name)
+                os.replace(self.stage, self.out)
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         finally:
             if self.stage.exists():
                 shutil.rmtree(self.stage, ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyro
 import torch
 from pyro.infer import MCMC, NUTS, TraceEnum_ELBO
-from pyro.infer.autoguide.initialization import init_to_value
+from pyro.infer.autoguide.initialization import init_to_median, init_to_value
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
 
@@ -103,7 +103,7 @@ def fit(
     num_warmup, num_chains, nuts_init, target_accept_prob, jit_compile, max_tree_depth : NUTS
         settings. ``nuts_init``:
         ``"map"`` starts every chain at a MAP fit, ``"prior"`` at the prior median, a ``FitResult`` at its
-        posterior mean, a dict at those site values.
+        last draw, a dict at those site values.
     em_objective, m_step : EM settings (``method="em"``): maximise the likelihood (``"ml"``, priors
         ignored) or the log joint (``"map"``); the M-step is the model's closed form (``"auto"`` uses
         it when the model has ``em_update``) or L-BFGS (``"gradient"``). ``num_steps`` caps the
@@ -131,6 +131,14 @@ def fit(
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
     if restart_select not in ("initial", "final"):
         raise ValueError(f"unknown restart_select {restart_select!r}; known: 'initial', 'final'")
+    if checkpoint is not None and method not in ("svi", "map"):
+        raise ValueError(f"checkpoints are written by the SVI loop ('svi', 'map'), not by method {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if isinstance(max_tree_depth, bool) or not isinstance(max_tree_depth, int) or max_tree_depth < 1:
+        raise ValueError(f"max_tree_depth must be a positive integer, got {max_tree_depth!r}")
+    if not 0 < target_accept_prob < 1:
+        raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob}")
     if not isinstance(nuts_init, (dict, FitResult)) and nuts_init not in ("map", "prior"):
         raise ValueError(f"unknown nuts_init {nuts_init!r}; known: 'map', 'prior', a FitResult or a dict")
     data = model.check_data(data)
@@ -140,6 +148,9 @@ def fit(
     if method == "em":
         from .pyro_em import fit_em
 
+        if any(p.requires_grad for p in model.parameters()):
+            raise ValueError(f"method 'em' estimates the model's sample sites; {type(model).__name__} has learnable "
+                             "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")
         return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step,
                       seed=seed, progress_bar=progress_bar)
 
@@ -221,7 +232,7 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
     schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
     losses, step, best, stall = [], 0, float("inf"), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location=data.device)
+        state = load_checkpoint(checkpoint, map_location="cpu")
         guide.load_state_dict(state["guide"])
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optim"])
@@ -229,12 +240,15 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
         losses, step = list(state["losses"]), int(state["step"])
         best, stall = float(state["best"]), int(state["stall"])
         torch.set_rng_state(state["rng"])
+        if data.is_cuda and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device=data.device)
 
     def save():
         atomic_save({"guide": guide.state_dict(), "model": model.state_dict(), "optim": optim.state_dict(),
                      "schedule": schedule.state_dict(),
                      "losses": torch.tensor(losses, dtype=torch.float64), "step": step, "best": best,
-                     "stall": stall, "rng": torch.get_rng_state()}, checkpoint)
+                     "stall": stall, "rng": torch.get_rng_state(),
+                     **({"cuda_rng": torch.cuda.get_rng_state(data.device)} if data.is_cuda else {})}, checkpoint)
 
     converged = False
     with tqdm(total=num_steps, initial=step, desc=desc, disable=not progress_bar, leave=False) as bar:
@@ -290,18 +304,21 @@ def _guide_samples(model, guide, data, num_samples) -> dict[str, torch.Tensor]:
 def _fit_nuts(model, data, *, num_samples, num_warmup, num_chains, seed, progress_bar, nuts_init,
               target_accept_prob, jit_compile, max_tree_depth):
     start = time.perf_counter()
-    init_strategy = None
+    init_strategy = init_to_median
     if isinstance(nuts_init, str) and nuts_init == "map":
         nuts_init = fit(model, data, method="map", guide="delta", num_steps=300, lr=0.05, seed=seed,
                         progress_bar=progress_bar, restarts=3)
-    if isinstance(nuts_init, FitResult):
-        nuts_init = nuts_init.posterior_mean()
+    if isinstance(nuts_init, FitResult):  # its last draw: a point on every site's support
+        nuts_init = {k: v[0, -1] for k, v in nuts_init.samples.items()}
     if isinstance(nuts_init, dict):
+        unknown = sorted(set(nuts_init) - set(continuous_latent_sites(model, data)))
+        if unknown:
+            raise ValueError(f"nuts_init names {unknown}, which are not latent sites of the model")
         init_strategy = init_to_value(values={k: torch.as_tensor(v).to(data) for k, v in nuts_init.items()})
     chains = []
     for c in range(num_chains):
         pyro.set_rng_seed(seed + c)
-        kw = {"init_strategy": init_strategy} if init_strategy is not None else {}
+        kw = {"init_strategy": init_strategy}
         kernel = NUTS(model.model, max_plate_nesting=model.max_plate_nesting,
                       target_accept_prob=target_accept_prob, jit_compile=jit_compile,
                       ignore_jit_warnings=True, max_tree_depth=max_tree_depth, **kw)

@@ -84,3 +84,35 @@ def test_tour_quick(tmp_path):
     table = pd.read_csv(out / "summary.csv", index_col=0)
     assert list(table.index) == ["MAP (delta)", "SVI (normal)", "NUTS"]
     assert np.isfinite(table["loglik_per_datum"]).all()
+
+
+def test_fit_glgae_from_the_command_line(tmp_path):
+    out = tmp_path / "g"
+    code = main(["fit", "glgae", "--data", "ring", "--method", "map", "--steps", "20", "--restarts", "1",
+                 "-p", "K=4", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert {"summary.csv", "posterior.nc", "loss.png"} <= {p.name for p in out.iterdir()}
+
+
+def test_new_run_replaces_the_old_one_whole(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "trace.png").write_bytes(b"old")
+    assert main(["fit", "gmm", "--data", "faithful", "--steps", "5", "--restarts", "1", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "trace.png" not in {p.name for p in out.iterdir()}
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_non_finite_first_csv_row_is_data_not_a_header(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("inf,2\n1,3\n4,5\n6,7\n")
+    assert main(["fit", "gmm", "--data", str(bad), "--out", str(tmp_path / "o"), "--no-progress"]) == 2
+    assert "contains infinity" in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["fit", "gmm", "--data", "faithful", "--out", str(f), "--no-progress"]) == 2
+    assert "is not a folder" in capsys.readouterr().err

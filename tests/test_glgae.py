@@ -296,3 +296,20 @@ def test_bayesian_encoding_guides_match_nuts():
         err = ((r.posterior_mean()["z"] - mean).abs() / sd).max().item()
         assert err < 0.3, f"{guide}: mean error {err:.2f} posterior sds"
         assert torch.equal(A0, m.A) and torch.equal(B0, m.B)  # a frozen model keeps its parameters
+
+
+def test_learned_b_is_reset_between_fits():
+    X = torch.tensor(zoo.load_dataset("ring", n_samples=60, random_state=2).data)
+    m = zoo.create_model("glgae", K=4, D=2, E=2, b=1.0, learn_b=True)
+    first = inference.fit(m, X, method="map", num_steps=30, progress_bar=False, seed=0)
+    second = inference.fit(m, X, method="map", num_steps=30, progress_bar=False, seed=0)
+    assert first.losses == second.losses
+
+
+def test_frozen_and_em_misuse_are_refused():
+    X = torch.tensor(zoo.load_dataset("ring", n_samples=40, random_state=2).data)
+    m = zoo.create_model("glgae", K=4, D=2, E=2)
+    with pytest.raises(ValueError, match="this model is frozen"):
+        inference.fit(m.frozen(), X, method="coordinate", num_steps=2, progress_bar=False)
+    with pytest.raises(ValueError, match="learnable module parameters"):
+        inference.fit(m, X, method="em", progress_bar=False)

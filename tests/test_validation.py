@@ -55,3 +55,15 @@ def test_full_covariance_needs_two_features():
 def test_torch_input_accepted():
     r = inference.fit(zoo.create_model("gmm"), torch.randn(12, 2), method="map", num_steps=3, progress_bar=False)
     assert r.samples["locs"].shape == (1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(method="nuts", max_tree_depth=0), ValueError, "max_tree_depth must be a positive integer"),
+    (dict(method="nuts", target_accept_prob=1.5), ValueError, "target_accept_prob must be in"),
+    (dict(method="nuts", nuts_init={"nope": 1.0}), ValueError, r"nuts_init names \['nope'\]"),
+    (dict(method="map", seed=1.5), TypeError, "seed must be an integer"),
+    (dict(method="em", checkpoint="x.pt"), ValueError, "checkpoints are written by the SVI loop"),
+])
+def test_bad_method_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        inference.fit(zoo.create_model("gmm"), np.random.default_rng(0).normal(size=(10, 2)), **kwargs)

@@ -24,6 +24,14 @@ def _parse_model_args(pairs):
     return kwargs
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_data(name: str):
     """A registered data set name, or a path to a CSV file of numbers (a header row is skipped)."""
     from . import datasets
@@ -34,7 +42,7 @@ def load_data(name: str):
             raise ValueError(f"data file {name!r} does not exist")
         with open(path) as f:
             first = f.readline()
-        has_header = any(c.isalpha() for c in first.replace("e", "").replace("E", ""))
+        has_header = not all(_is_number(field) for field in first.strip().split(","))
         arr = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, ndmin=2)
         names = first.strip().split(",") if has_header else [f"x{i}" for i in range(arr.shape[1])]
         return datasets.Dataset(path.stem, arr, None, names)
@@ -72,6 +80,8 @@ def cmd_fit(args) -> int:
 
     from .registry import create_model
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
     ds = load_data(args.data)
     data = ds.data
     model_kwargs = _parse_model_args(args.model_arg)
@@ -96,11 +106,12 @@ def cmd_fit(args) -> int:
         result.to_inference_data().to_netcdf(str(stage / "posterior.nc"))
         if result.losses:
             save_figure(plot_losses({args.method: result}).figure, stage / "loss.png")
-        if tensor.shape[1] >= 2 and getattr(model, "discrete_sites", ()):
+        if tensor.shape[1] >= 2 and "locs" in result.samples:  # mixture models
             save_figure(plot_clusters(result, unscale=unscale, feature_names=ds.feature_names).figure,
                         stage / "clusters.png")
         if result.method == "nuts":
-            save_figure(plot_trace(result), stage / "trace.png")
+            names = [n for n in ("locs", "weights") if n in result.samples] or list(result.samples)[:2]
+            save_figure(plot_trace(result, var_names=names), stage / "trace.png")
     print(f"wrote {args.out}")
     return 0
 

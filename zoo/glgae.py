@@ -94,6 +94,7 @@ class GLGAE(ZooModel):
         dtype = torch.get_default_dtype()
         self.A = nn.Parameter(torch.randn(self.K, self.D, generator=g, dtype=dtype))
         self.B = nn.Parameter(torch.randn(self.K, self.E, generator=g, dtype=dtype))
+        self._b_init = float(b)
         if learn_b:
             self.log_b = nn.Parameter(torch.tensor(math.log(b), dtype=dtype))
         else:
@@ -156,6 +157,8 @@ class GLGAE(ZooModel):
         with torch.no_grad():
             self.A.data = A.to(dtype=data.dtype, device=data.device)
             self.B.data = B.to(dtype=data.dtype, device=data.device)
+            if self.learn_b:
+                self.log_b.data = torch.tensor(math.log(self._b_init), dtype=data.dtype, device=data.device)
         self.to(dtype=data.dtype, device=data.device)
 
     # --- the objective ---------------------------------------------------------
@@ -209,7 +212,10 @@ class GLGAE(ZooModel):
     def init_values(self, data, seed=0):
         """Each datum's z starts at the anchor of its nearest prototype."""
         nearest = obj.sq_dist(data, self.A.detach()).argmin(-1)
-        return {"z": self.B.detach()[nearest].clone()}
+        z = self.B.detach()[nearest].clone()
+        if self.prior_radius is not None:  # start inside the prior's box
+            z = z.clamp(-0.9 * self.prior_radius, 0.9 * self.prior_radius)
+        return {"z": z}
 
     def custom_guide(self, init_values=None):
         return AmortisedEncoder(self)
@@ -239,14 +245,15 @@ class GLGAE(ZooModel):
         z = (self.init_values(x)["z"] if z0 is None else torch.as_tensor(z0, dtype=x.dtype, device=x.device)).clone()
         trace = []
         params = [p for p in self.parameters() if p.requires_grad]
-        for p in params:  # encoding moves z only
+        for p in params:  # encoding moves z only; a frozen model's parameters stay frozen
             p.requires_grad_(False)
         try:
             if method == "fixed_point":
                 for _ in range(max_iter):
                     with torch.no_grad():
                         trace.append(self.L2(z, x).mean().item())
-                        r = (self.log_q(z) + obj.log_p_x_given_k(x, self.A)).softmax(-1)
+                        log_px = -0.5 * obj.sq_dist(x, self.A) / self.scale**2
+                        r = (self.log_q(z) + log_px).softmax(-1)
                         z_new = r @ self.B
                         done = (z_new - z).norm(dim=-1).max().item() < tol
                         z = z_new
@@ -316,6 +323,8 @@ class GLGAE(ZooModel):
         from inference.result import FitResult
         from tqdm.auto import tqdm
 
+        if getattr(self, "_frozen", False):
+            raise ValueError("coordinate training updates A and B; this model is frozen (see GLGAE.frozen)")
         start = time.perf_counter()
         data = self.check_data(data)
         z = self.init_values(data)["z"]
