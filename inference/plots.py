@@ -6,7 +6,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 __all__ = ["plot_losses", "plot_clusters", "plot_trace", "save_figure"]
 
@@ -92,7 +91,3 @@ def plot_trace(result, var_names=("locs", "weights")):
 
     axes = az.plot_trace(result.to_inference_data(assignments=False), var_names=list(var_names), compact=True)
     return np.asarray(axes).ravel()[0].figure
-
-
-def to_numpy(x):
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
