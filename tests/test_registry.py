@@ -9,9 +9,13 @@ import inference
 import zoo
 
 SMALL_KWARGS = {"gmm": dict(K=2), "glgae": dict(K=3, D=2, E=2)}
+# Models that need other data than 40 two-dimensional blob points: name -> data factory.
+SMALL_DATA = {}
 
 
-def small_data():
+def small_data(model_name=None):
+    if model_name in SMALL_DATA:
+        return SMALL_DATA[model_name]()
     ds = zoo.load_dataset("blobs", n_samples=40, n_components=2, random_state=3)
     return torch.tensor(ds.data)
 
@@ -48,7 +52,7 @@ CASES = [(m, g) for m in zoo.list_models() for g in guides.guides_for(zoo.create
 @pytest.mark.parametrize("model_name,guide_name", CASES)
 def test_every_guide_runs_svi_on_every_model(model_name, guide_name):
     model = zoo.create_model(model_name, **SMALL_KWARGS.get(model_name, {}))
-    data = small_data()
+    data = small_data(model_name)
     spec = guides.guide_spec(guide_name)
     method = "map" if spec.point_estimate else "svi"
     result = inference.fit(model, data, method=method, guide=guide_name, num_steps=120, lr=0.05,
