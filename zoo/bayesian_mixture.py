@@ -268,6 +268,28 @@ class BayesianGaussianMixture(GaussianMixture):
         return {"conc": p["conc"].clone(), "beta": p["beta"].clone(), "means": p["means"] + self._shift,
                 "nu": p["nu"].clone(), "psi": p["psi"].clone()}
 
+    def compute_elbo(self, X, resp=None):
+        """Full ELBO of the fitted ``q(theta)`` on ``X`` with responsibilities ``resp``
+        ((N, K), rows summing to 1; default: the optimal ``q(z)`` given ``q(theta)``, i.e.
+        :meth:`predict_proba`). Returns a float."""
+        Z = self._prepare_data(self._validate_data(X, reset=False), fitting=False)
+        if resp is None:
+            _, log_resp = self._e_step(Z, 1.0)
+            R = log_resp.exp_().to(_STAT)
+        else:
+            R = torch.as_tensor(np.asarray(resp.cpu() if isinstance(resp, torch.Tensor) else resp, dtype=np.float64),
+                                device=Z.device)
+            if tuple(R.shape) != (Z.shape[0], self._k):
+                raise ValueError(f"resp should have shape ({Z.shape[0]}, {self._k}), got {tuple(R.shape)}")
+            if not bool(torch.isfinite(R).all()) or bool((R < 0).any()) or \
+                    not torch.allclose(R.sum(1), torch.ones_like(R[:, 0]), atol=1e-8):
+                raise ValueError("resp must be finite, non-negative, with rows summing to 1")
+        neg_entropy = torch.special.xlogy(R, R).sum()
+        nk, xk, sk = self._moments(self._suff_stats(Z, R.to(Z.dtype), is_log=False))
+        p = self._params
+        q = {k: p[k] for k in ("beta", "means", "nu", "psi")}
+        return float(cavi.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))
+
     def _n_parameters(self):  # pragma: no cover - information criteria are not defined for VB
         raise AttributeError("BayesianGaussianMixture has no bic/aic")
 
