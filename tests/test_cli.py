@@ -74,16 +74,22 @@ def test_fit_error_during_writing_leaves_existing_folder_untouched(tmp_path, mon
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_tour_quick(tmp_path):
+def test_tour_from_the_command_line(tmp_path, capsys):
+    """``zoo tour`` runs the tour's sections (one here; the whole quick tour is tested in test_tour.py)."""
     out = tmp_path / "tour"
-    proc = subprocess.run([sys.executable, "-m", "zoo.cli", "tour", "--quick", "--no-progress", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert main(["tour", "--quick", "--no-progress", "--section", "bayes_vs_map_encoding", "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    assert {"report.md", "summary.csv", "clusters.png", "loss.png", "trace.png", "posterior_nuts.nc"} <= names
-    table = pd.read_csv(out / "summary.csv", index_col=0)
-    assert list(table.index) == ["MAP (delta)", "SVI (normal)", "NUTS"]
-    assert np.isfinite(table["loglik_per_datum"]).all()
+    assert {"report.html", "report.md", "bayes_vs_map_encoding.png", "bayes_vs_map_1d.csv"} <= names
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "wrote" in capsys.readouterr().out
+    assert main(["tour", "--list"]) == 0
+    listed = capsys.readouterr().out
+    for key in ["faithful_gmm", "kmeans_vs_em", "push_away", "bayes_vs_map_encoding"]:
+        assert key in listed
+    assert main(["tour", "--section", "nope", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "unknown tour section(s) 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_fit_glgae_from_the_command_line(tmp_path):

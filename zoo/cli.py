@@ -117,9 +117,14 @@ def cmd_fit(args) -> int:
 
 
 def cmd_tour(args) -> int:
-    from .tour import run_tour
+    from .tour import SECTIONS, run_tour
 
-    run_tour(args.out, quick=args.quick, progress_bar=not args.no_progress)
+    if args.list:
+        for key, fn in SECTIONS.items():
+            doc = (fn.__doc__ or "").strip().splitlines()
+            print(f"  {key:24s} {doc[0] if doc else ''}")
+        return 0
+    run_tour(args.out, quick=args.quick, progress_bar=not args.no_progress, seed=args.seed, sections=args.section)
     return 0
 
 
@@ -145,9 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit on standardised data, report in the original units (default on)")
     f.add_argument("--out", required=True)
     f.add_argument("--no-progress", action="store_true")
-    t = sub.add_parser("tour", help="the main job: GMM on Old Faithful by MAP, SVI and NUTS, with a report")
+    t = sub.add_parser("tour", help="the main job: the headline comparisons, written as a self-contained HTML report")
     t.add_argument("--out", default="runs/faithful_gmm")
-    t.add_argument("--quick", action="store_true", help="fewer steps and draws (for tests)")
+    t.add_argument("--quick", action="store_true", help="small sizes, fewer steps and draws (for tests)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--section", action="append", metavar="KEY",
+                   help="run only this section (repeatable; default: all, see `zoo tour --list`)")
+    t.add_argument("--list", action="store_true", help="list the sections and exit")
     t.add_argument("--no-progress", action="store_true")
     return p
 
