@@ -287,12 +287,18 @@ for i in range(3):
     sm, ss = svi.posterior_mean()["z"][i, 0].item(), svi.posterior_std()["z"][i, 0].item()
     print(f"x={x3[i, 0].item():+.1f}   {exact_mean[i]:+.3f} / {exact_sd[i]:.3f}     {nm:+.3f} / {ns:.3f} "
           f"({summary['r_hat'].iloc[i]:.3f})     {sm:+.3f} / {ss:.3f}")
+valley = np.abs(g) < 1  # between the two modes of the boundary datum
+print(f"x = 0, mass in the valley |z| < 1: exact {p3[1][valley].sum() * dz:.3f}, "
+      f"NUTS {(nuts.samples['z'][:, :, 1, 0].abs() < 1).double().mean():.3f}, "
+      f"Gaussian guide {(svi.samples['z'][:, :, 1, 0].abs() < 1).double().mean():.3f}")
 
 # %% [markdown]
 # On the certain datum all three agree. On the bimodal ones NUTS has to cross the low-density valley
-# between the modes; its r_hat above 1.01 on those rows (when it appears) is the diagnostic doing its job,
-# and longer chains bring its moments to the quadrature. The Gaussian guide reports one mode with a
-# small sd: as confident as MAP, and just as wrong about the uncertainty.
+# between the modes; an r_hat above 1.01 on those rows (short chains do show one) is the diagnostic
+# doing its job, and longer chains bring the moments to the quadrature. A single Gaussian cannot hold two
+# modes: it either sits on one of them with a small sd (as confident as MAP, and as wrong about the
+# uncertainty) or spreads across both, getting the sd about right but putting its mass in the valley,
+# where the posterior has little. The valley mass above measures that.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=False)

@@ -179,12 +179,11 @@ def faithful_gmm(ctx: TourContext) -> Section:
         "272 eruptions of Old Faithful (eruption minutes, waiting minutes), standardised for fitting and "
         "reported in the original units. The model is a two-component Gaussian mixture with Dirichlet weights "
         "and LKJ-Cholesky covariances; the component index is summed out by enumeration in every fit.",
-        f"MAP uses a `delta` guide (best of {restarts} initialisations), SVI a mean-field `normal` guide, and NUTS two "
-        "chains "
-        f"of {draws} draws after {warmup} warm-up steps started at the MAP fit, the reference posterior. The three agree on the "
-        "locations and weights here because the two clusters are well separated: the posterior is narrow and "
-        "close to Gaussian. `elpd_loo` (PSIS-LOO) needs draws, so the MAP row has none; `max_r_hat` needs "
-        "several chains.",
+        f"MAP uses a `delta` guide (best of {restarts} initialisations), SVI a mean-field `normal` guide, and "
+        f"NUTS two chains of {draws} draws after {warmup} warm-up steps, started at the MAP fit: the reference "
+        "posterior. The three agree on the locations and weights because the two clusters are well separated: "
+        "the posterior is narrow and close to Gaussian. `elpd_loo` (PSIS-LOO) needs draws, so the MAP row has "
+        "none; `max_r_hat` needs several chains.",
     ]
     return Section("Old Faithful: MAP, mean-field SVI and NUTS", prose,
                    [Table("Summary of the three fits (run time, final loss, mean log-likelihood per datum at the "
