@@ -219,6 +219,10 @@ def test_bad_arguments(tmp_path, extra_section):
         run_tour(tmp_path / "file", progress_bar=False, sections=["kmeans_vs_em"])
     with pytest.raises(ValueError, match="identifier"):
         tour_section("not a key")
+    with pytest.raises(TypeError, match="must be a function"):
+        tour_section("not_callable")(3)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        run_tour(tmp_path / "x", progress_bar=False, seed=-1, sections=["kmeans_vs_em"])
     extra_section("wrong", lambda ctx: "text")
     with pytest.raises(TypeError, match="returned str, not a Section"):
         run_tour(tmp_path / "y", progress_bar=False, sections=["wrong"])

@@ -321,9 +321,9 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 5))
 for ax, (name, (model, codes)) in zip(axes, trained.items()):
     labels = (model.log_q(codes) + obj.log_p_x_given_k(X, model.A)).argmax(-1).numpy()
     c = codes.numpy()
-    ax.scatter(c[:, 0], c[:, 1], c=plt.cm.tab10(labels % 10), s=8)
     Bk = model.B.detach().numpy()
-    ax.plot(Bk[:, 0], Bk[:, 1], "k^", ms=7, label="anchors B_k")
+    ax.plot(Bk[:, 0], Bk[:, 1], "k^", ms=11, mfc="none", label="anchors B_k")
+    ax.scatter(c[:, 0], c[:, 1], c=plt.cm.tab10(labels % 10), s=8, zorder=3, label="codes (colour: component)")
     ax.set_title(f"codes after training, {name}")
     ax.legend(fontsize=8)
     if name == "b = 0":

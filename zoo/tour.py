@@ -107,6 +107,8 @@ def tour_section(key: str):
         raise ValueError(f"section key must be an identifier, got {key!r}")
 
     def register(fn):
+        if not callable(fn):
+            raise TypeError(f"tour section {key!r} must be a function of the context, got {type(fn).__name__}")
         if key in SECTIONS:
             raise ValueError(f"tour section {key!r} is already registered")
         SECTIONS[key] = fn
@@ -665,6 +667,8 @@ def run_tour(out="runs/faithful_gmm", *, quick: bool = False, progress_bar: bool
     unknown = [k for k in keys if k not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown tour section(s) {', '.join(map(repr, unknown))}; known: {', '.join(SECTIONS)}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if Path(out).exists() and not Path(out).is_dir():
         raise ValueError(f"--out {str(out)!r} exists and is not a folder")
     start = time.perf_counter()
