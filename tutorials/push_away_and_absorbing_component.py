@@ -127,7 +127,7 @@ print("largest difference in q(k|z) with and without the penalty:",
 
 # %%
 x0 = torch.zeros(1, 1, **f64)
-steps = 600 if SMOKE else 8000
+steps = 400 if SMOKE else 8000
 
 
 def adam_path(L2, steps, lr=0.05):
@@ -162,8 +162,8 @@ print("largest gap between the penalised and plain Adam paths:",
       np.abs(paths["softmax + penalty"] - paths["softmax (b = 0)"]).max())
 for name, m in variants.items():
     z, info = m.encode(x0, z0=torch.zeros(1, 1, **f64), max_iter=2000, tol=1e-10, return_trace=True)
-    marks = ", ".join(f"{paths[name][s - 1]:.3f}" for s in (100, 600, 8000) if s <= steps)
-    print(f"{name:16s} Adam z after 100/600/8000 steps: {marks};  L-BFGS z = {z.item():.4f}, "
+    marks = ", ".join(f"{paths[name][s - 1]:.3f}" for s in (100, 400, 8000) if s <= steps)
+    print(f"{name:16s} Adam z after 100/400/8000 steps: {marks};  L-BFGS z = {z.item():.4f}, "
           f"|dL2/dz| = {info['grad_norm'].item():.1e}, L2 = {m.L2(z, x0).item():.4f}")
 
 # %% [markdown]
@@ -275,7 +275,7 @@ show(fig, "posterior_mass.png")
 
 # %%
 g = torch.Generator().manual_seed(SEED)
-n_configs = 30 if SMOKE else 300
+n_configs = 20 if SMOKE else 300
 fell = stationary = 0
 gains = []
 for i in range(n_configs):
@@ -300,9 +300,9 @@ print(f"{n_configs} configurations: L2 fell at some step in {fell}, the limit wa
 # twice: with the absorbing component (b = 1) and without (b = 0).
 
 # %%
-ring = zoo.load_dataset("ring", n_samples=120 if SMOKE else 400, random_state=SEED)
+ring = zoo.load_dataset("ring", n_samples=80 if SMOKE else 400, random_state=SEED)
 X = torch.tensor(ring.data)
-epochs = 4 if SMOKE else 20
+epochs = 3 if SMOKE else 20
 trained = {}
 for name, kw in {"b = 0": dict(absorbing="none", b=0.0), "b = 1": dict(absorbing="constant", b=1.0)}.items():
     model = zoo.create_model("glgae", K=8, D=2, E=2, **kw)
