@@ -52,7 +52,7 @@ import torch
 __all__ = [
     "GaussianWishartPrior", "make_prior", "weight_update", "expected_log_weights", "mixture_weights",
     "component_update", "expected_log_det", "estep_constants", "elbo", "sklearn_lower_bound",
-    "log_wishart_normalizer", "fit_cavi", "WEIGHT_PRIOR_TYPES",
+    "log_wishart_normalizer", "fit_cavi", "mean_field_elbo", "enumerated_elbo", "WEIGHT_PRIOR_TYPES",
 ]
 
 WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -409,3 +409,54 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
     return FitResult(model=model, data=data, method="cavi", guide_name="custom", guide=guide,
                      losses=[-v for v in est.elbos_], samples=samples, converged=bool(est.converged_),
                      run_time=time.perf_counter() - start, posterior_guide=est, seed=seed)
+
+
+@torch.no_grad()
+def mean_field_elbo(model, guide, data, *, num_particles=1000, seed=0):
+    """The mean-field ELBO of a guide's ``q(theta)`` with the best factorised ``q(z)``.
+
+    For ``q(theta) q(z)`` the best ``q(z_n)`` is ``r_nk ∝ exp E_q[log pi_k + log p(x_n | k)]``
+    and the ELBO is then ``sum_n logsumexp_k E_q[log pi_k + log p(x_n | k)] + E_q[log p(theta)
+    - log q(theta)]`` -- the objective CAVI maximises, for any guide (``normal``, ``custom``...).
+    Expectations are Monte Carlo averages over ``num_particles`` draws of the guide (the
+    logsumexp of an average is biased upwards by ``O(1/num_particles)``: in the guide's favour).
+
+    Returns ``(estimate, standard_error)`` (floats; the error is that of the averaged terms).
+    """
+    import pyro
+    import pyro.poutine as poutine
+
+    from .fit import continuous_latent_sites
+
+    data = model.check_data(data)
+    names = continuous_latent_sites(model, data)
+    pyro.set_rng_seed(seed)
+    comp_sum, rest = None, []
+    for _ in range(num_particles):
+        tr = poutine.trace(guide).get_trace(data)
+        sample = {n: tr.nodes[n]["value"] for n in names}
+        log_q = sum(tr.nodes[n]["fn"].log_prob(tr.nodes[n]["value"]).sum() for n in names)
+        comp = model.component_log_prob(sample, data).to(_F64)  # (N, K)
+        comp_sum = comp if comp_sum is None else comp_sum + comp
+        rest.append(float(model.log_prior(sample, data)) - float(log_q))
+    mean_comp = comp_sum / num_particles
+    rest_t = torch.tensor(rest, dtype=_F64)
+    est = float(torch.logsumexp(mean_comp, 1).sum()) + float(rest_t.mean())
+    return est, float(rest_t.std() / math.sqrt(num_particles))
+
+
+@torch.no_grad()
+def enumerated_elbo(model, guide, data, *, num_particles=1000, seed=0):
+    """``TraceEnum_ELBO`` estimate (the objective of SVI with the assignment summed out):
+    ``E_q[log sum_z p(x, z, theta) - log q(theta)]`` averaged over ``num_particles`` single-
+    particle estimates. Returns ``(estimate, standard_error)``. It is never below the
+    mean-field ELBO of the same ``q(theta)`` (the exact ``p(z | x, theta)`` replaces ``q(z)``).
+    """
+    import pyro
+    from pyro.infer import TraceEnum_ELBO
+
+    data = model.check_data(data)
+    pyro.set_rng_seed(seed)
+    elbo_fn = TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting)
+    vals = torch.tensor([-float(elbo_fn.loss(model.model, guide, data)) for _ in range(num_particles)], dtype=_F64)
+    return float(vals.mean()), float(vals.std() / math.sqrt(num_particles))

@@ -250,6 +250,24 @@ class BayesianGMM(ZooModel):
             lp = dist.Normal(locs[..., None, :, :], prec[..., None, :, :].rsqrt()).log_prob(x).sum(-1)
         return w.log()[..., None, :] + lp
 
+    def log_prior(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
+        """``log p(weights or sticks) + log p(precision) + log p(locs | precision)``, shape (*S,)."""
+        pr, wc, beta0, m0, nu0, psi0 = self._hyper(data)
+        K, D = self.K, data.shape[1]
+        if self.dp:
+            lp = dist.Beta(torch.ones_like(wc), wc).log_prob(samples["sticks"]).sum(-1)
+        else:
+            lp = dist.Dirichlet(wc.expand(K)).log_prob(samples["weights"])
+        prec = samples["precision"]
+        if self.covariance_type == "full":
+            scale = torch.cholesky_inverse(torch.linalg.cholesky(psi0))
+            lp = lp + Wishart(nu0, covariance_matrix=scale).log_prob(prec).sum(-1)
+            lp = lp + dist.MultivariateNormal(m0, precision_matrix=beta0 * prec).log_prob(samples["locs"]).sum(-1)
+        else:
+            lp = lp + dist.Gamma(0.5 * nu0, 0.5 * psi0).log_prob(prec).sum((-2, -1))
+            lp = lp + dist.Normal(m0, (beta0 * prec).rsqrt()).log_prob(samples["locs"]).sum((-2, -1))
+        return lp
+
     def pointwise_log_likelihood(self, samples, data):
         return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
 
