@@ -604,7 +604,7 @@ def _table_html(t: Table) -> str:
         if isinstance(v, (float, np.floating)):
             if not np.isfinite(v):
                 return "—"
-            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.3e}"
+            return f"{v:.5g}" if 1e-3 <= abs(v) < 1e6 or v == 0 else f"{v:.3e}"
         return str(v)
 
     body = t.frame.to_html(border=0, na_rep="—", float_format=fmt, escape=True)
