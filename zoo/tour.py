@@ -291,7 +291,9 @@ def kmeans_vs_em(ctx: TourContext) -> Section:
         "carve the broad component into pieces, shrink its weight and lower the log-likelihood per datum "
         "(computed untempered for every row). `uncertain_frac` is the fraction of points whose exact posterior "
         "p(k | x) under the fitted parameters has no component above 0.9: that is the uncertainty a hard "
-        "assignment hides. The scikit-learn row is an independent check of the T = 1 fit.",
+        "assignment hides. The scikit-learn row is an independent check of the T = 1 fit. Above T = 1 the "
+        "tempered E-step can be so flat that the components merge into one (equal weights, uniform "
+        "responsibilities, entropy log 3): the phase transition that deterministic annealing cools through.",
     ]
     return Section("k-means, hard EM and soft EM: the temperature of the E-step", prose,
                    [Table(f"Fits at each temperature (true weights {_fmt_vec(np.sort(true_w), 2)}; "
