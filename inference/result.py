@@ -85,10 +85,41 @@ class FitResult:
         with torch.no_grad():
             return self.model.pointwise_log_likelihood(self.samples, self.data)
 
-    def to_inference_data(self, *, assignments: bool = True):
+    @torch.no_grad()
+    def posterior_predictive(self, num_draws: int | None = None, *, seed: int | None = None) -> dict[str, torch.Tensor]:
+        """Replicated data: for each posterior draw, every observed site of the model sampled
+        afresh given that draw (discrete sites drawn from their conditional prior, i.e. a new
+        datum's component is drawn from the weights). Returns site -> tensor of shape
+        (chain, draw, *observed_shape); ``num_draws`` keeps the first draws of each chain."""
+        if num_draws is not None and (isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1):
+            raise ValueError(f"num_draws must be a positive integer or None, got {num_draws!r}")
+        import pyro
+
+        draws = self.num_draws if num_draws is None else min(num_draws, self.num_draws)
+        if seed is not None:
+            pyro.set_rng_seed(int(seed))
+        out: dict[str, list] = {}
+        for c in range(self.num_chains):
+            rows: dict[str, list] = {}
+            for d in range(draws):
+                # uncondition innermost: the observed sites are sampled, the latent ones stay at the draw
+                fn = poutine.condition(poutine.uncondition(self.model.model), data=self._draw(c, d))
+                with poutine.block():
+                    trace = poutine.trace(fn).get_trace(self.data)
+                for name, site in trace.nodes.items():
+                    if site["type"] == "sample" and (site.get("infer") or {}).get("was_observed"):
+                        rows.setdefault(name, []).append(site["value"].detach())
+            for name, values in rows.items():
+                out.setdefault(name, []).append(torch.stack(values))
+        return {k: torch.stack(v) for k, v in out.items()}
+
+    def to_inference_data(self, *, assignments: bool = True, posterior_predictive: bool = False,
+                          num_predictive_draws: int | None = None):
         """An ArviZ InferenceData: posterior (with discrete assignments drawn at temperature 1 by
         ``infer_discrete`` given each draw), log_likelihood (for ``az.loo``/``az.compare``),
-        observed_data, and the loss trace in group ``loss``."""
+        observed_data, and the loss trace in group ``loss``. ``posterior_predictive=True`` adds the
+        group ``posterior_predictive`` (see :meth:`posterior_predictive`; the first
+        ``num_predictive_draws`` draws of each chain, default all), shaped like ``observed_data``."""
         import arviz as az
 
         posterior = {k: v.detach().cpu().numpy() for k, v in self.samples.items()}
@@ -101,6 +132,9 @@ class FitResult:
             posterior=posterior,
             log_likelihood={"obs": loglik},
             observed_data={"obs": self.data.detach().cpu().numpy()},
+            **({"posterior_predictive": {k: v.cpu().numpy() for k, v in
+                                         self.posterior_predictive(num_predictive_draws, seed=self.seed).items()}}
+               if posterior_predictive else {}),
             dims=dims,
             attrs={"inference_method": self.method, "guide": self.guide_name or "", "seed": self.seed},
         )

@@ -1,0 +1,147 @@
+"""ArviZ views of fit results: thin functions over ``FitResult.to_inference_data()``.
+
+Every plotting function returns a matplotlib Figure (drawn with the Agg backend; close it with
+``plt.close(fig)`` or save it with :func:`inference.plots.save_figure`).
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .result import FitResult  # noqa: E402
+
+__all__ = ["plot_posterior", "plot_trace", "plot_forest", "plot_ppc", "loo_compare", "plot_loo_compare",
+           "TRACE_KINDS"]
+
+TRACE_KINDS = ("trace", "rank_bars", "rank_vlines")
+
+
+def _check_result(result, name="result") -> FitResult:
+    if not isinstance(result, FitResult):
+        raise TypeError(f"{name} must be a FitResult, got {type(result).__name__}")
+    return result
+
+
+def _var_names(result: FitResult, var_names):
+    known = list(result.samples)
+    if var_names is None:
+        return known
+    if isinstance(var_names, str):
+        var_names = [var_names]
+    var_names = list(var_names)
+    if not var_names:
+        raise ValueError(f"var_names is empty; known sites: {known}")
+    unknown = [v for v in var_names if v not in known]
+    if unknown:
+        raise ValueError(f"unknown var_names {unknown}; known sites: {known}")
+    return var_names
+
+
+def _figure(axes):
+    return np.asarray(axes).ravel()[0].figure
+
+
+def plot_posterior(result: FitResult, var_names=None, **kwargs):
+    """``az.plot_posterior`` of the continuous sites ``var_names`` (default all): one axis per
+    scalar element, with the posterior mean and the 94% HDI."""
+    import arviz as az
+
+    _check_result(result)
+    axes = az.plot_posterior(result.to_inference_data(assignments=False), var_names=_var_names(result, var_names),
+                             **kwargs)
+    return _figure(axes)
+
+
+def plot_trace(result: FitResult, var_names=None, kind: str = "trace", **kwargs):
+    """Trace plot (``kind="trace"``: densities per chain and the draws) or rank plot
+    (``"rank_bars"`` / ``"rank_vlines"``: per-chain rank histograms, flat when the chains mix)
+    of ``var_names`` (default all continuous sites); one row per site."""
+    import arviz as az
+
+    _check_result(result)
+    if kind not in TRACE_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(TRACE_KINDS)}")
+    axes = az.plot_trace(result.to_inference_data(assignments=False), var_names=_var_names(result, var_names),
+                         kind=kind, compact=True, **kwargs)
+    return _figure(axes)
+
+
+def plot_forest(results: dict, var_names=None, *, align: bool = True, combined: bool = True, **kwargs):
+    """Forest plot (94% intervals per element) of several fits side by side, ``results`` mapping
+    label -> FitResult. With ``align`` the mixture components of every fit are first relabelled
+    to match the first fit's (see :func:`inference.compare.align_components`)."""
+    import arviz as az
+
+    from .compare import align_components
+
+    if not isinstance(results, dict) or not results:
+        raise ValueError("results must be a non-empty dict label -> FitResult")
+    for label, r in results.items():
+        _check_result(r, f"results[{label!r}]")
+    labels = list(results)
+    first = results[labels[0]]
+    names = _var_names(first, var_names)
+    for label in labels[1:]:
+        missing = [n for n in names if n not in results[label].samples]
+        if missing:
+            raise ValueError(f"results[{label!r}] lacks the sites {missing}")
+    idatas = []
+    for label in labels:
+        r = results[label]
+        if align and label != labels[0]:
+            r, _ = align_components(r, first)
+        idatas.append(r.to_inference_data(assignments=False))
+    axes = az.plot_forest(idatas, model_names=labels, var_names=names, combined=combined, **kwargs)
+    return _figure(axes)
+
+
+def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = "kde", feature: int | None = None,
+             **kwargs):
+    """Posterior predictive check: the observed data's density against replicated data sets drawn
+    given the posterior draws (``FitResult.posterior_predictive``), one axis per feature, or only
+    ``feature``. ``num_pp_samples`` replicated sets are drawn (the first draws of every chain)."""
+    import arviz as az
+
+    _check_result(result)
+    if num_pp_samples is not None and (isinstance(num_pp_samples, bool) or not isinstance(num_pp_samples, int)
+                                       or num_pp_samples < 1):
+        raise ValueError(f"num_pp_samples must be a positive integer or None, got {num_pp_samples!r}")
+    D = result.data.shape[1]
+    if feature is not None and (isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < D):
+        raise ValueError(f"feature must be an integer in [0, {D}), got {feature!r}")
+    per_chain = None if num_pp_samples is None else max(1, -(-num_pp_samples // result.num_chains))
+    idata = result.to_inference_data(assignments=False, posterior_predictive=True, num_predictive_draws=per_chain)
+    coords = None if feature is None else {"feature": [feature]}
+    axes = az.plot_ppc(idata, kind=kind, coords=coords, flatten=["obs_id"], random_seed=result.seed, **kwargs)
+    return _figure(axes)
+
+
+def loo_compare(results: dict, **kwargs):
+    """``az.compare`` (PSIS-LOO) of several fits of the same data, ``results`` mapping label ->
+    FitResult. Returns its DataFrame, best model first (column ``rank`` 0), with ``elpd_loo``,
+    ``p_loo``, ``elpd_diff``, ``weight``, ``se``, ``dse``, ``warning``."""
+    import arviz as az
+
+    if not isinstance(results, dict) or len(results) < 2:
+        raise ValueError("loo_compare needs a dict of at least two label -> FitResult")
+    shapes = set()
+    for label, r in results.items():
+        _check_result(r, f"results[{label!r}]")
+        shapes.add(tuple(r.data.shape))
+    if len(shapes) != 1:
+        raise ValueError(f"the fits were made on data of different shapes {sorted(shapes)}; LOO compares fits of the same data")
+    idatas = {label: r.to_inference_data(assignments=False) for label, r in results.items()}
+    return az.compare(idatas, ic="loo", **kwargs)
+
+
+def plot_loo_compare(results_or_table, **kwargs):
+    """``az.plot_compare`` of :func:`loo_compare` (given the fits, or its DataFrame)."""
+    import arviz as az
+    import pandas as pd
+
+    table = results_or_table if isinstance(results_or_table, pd.DataFrame) else loo_compare(results_or_table)
+    ax = az.plot_compare(table, **kwargs)
+    return _figure(ax)
