@@ -6,12 +6,13 @@ discrete sites enumerated). Every run returns a :class:`FitResult`.
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import pyro
 import torch
-from pyro.infer import MCMC, NUTS, TraceEnum_ELBO
+from pyro.infer import MCMC, NUTS, JitTraceEnum_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide.initialization import init_to_median, init_to_value
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
@@ -75,6 +76,8 @@ def fit(
     em_objective: str = "ml",
     m_step: str = "auto",
     guide_kwargs: dict | None = None,
+    batch_size: int | None = None,
+    jit_loss: bool = False,
 ) -> FitResult:
     """Fit ``model`` to ``data``.
 
@@ -109,6 +112,14 @@ def fit(
         it when the model has ``em_update``) or L-BFGS (``"gradient"``). ``num_steps`` caps the
         iterations and ``tol`` (default 1e-8) is the change of the objective per datum that stops them.
     guide_kwargs : options for the guide factory (``init_scale``, ``rank``, ``num_transforms``...).
+    batch_size : SVI/MAP on minibatches: every step subsamples ``batch_size`` data of the model's data
+        plate (the loss is scaled to the full data). Needs a model with ``supports_minibatch`` (the VAE,
+        the autoencoders) and its ``custom`` guide, which subsamples the same plate. ``None``: full batch.
+    jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
+
+    The loss is the model's own ELBO when it has ``make_elbo(jit=...)`` (the VAE's gradient estimator),
+    else ``TraceEnum_ELBO`` with the enumerated sites summed out. A model with ``max_posterior_draws``
+    (local latents, N x L per draw: the VAE) keeps at most that many guide draws in ``FitResult.samples``.
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known methods: {', '.join(list_methods())}")
@@ -131,6 +142,16 @@ def fit(
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
     if restart_select not in ("initial", "final"):
         raise ValueError(f"unknown restart_select {restart_select!r}; known: 'initial', 'final'")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if method not in ("svi", "map"):
+            raise ValueError(f"minibatches (batch_size) are for the SVI loop ('svi', 'map'), not method {method!r}")
+        if not getattr(model, "supports_minibatch", False):
+            raise ValueError(f"{type(model).__name__} does not subsample its data plate; use batch_size=None")
+        if guide not in (None, "custom"):
+            raise ValueError(f"minibatches need the model's amortised 'custom' guide, got guide {guide!r}")
+        guide = "custom"
     if checkpoint is not None and method not in ("svi", "map"):
         raise ValueError(f"checkpoints are written by the SVI loop ('svi', 'map'), not by method {method!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -175,7 +196,12 @@ def fit(
     guide_kwargs = dict(guide_kwargs or {})
 
     start = time.perf_counter()
-    elbo = TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting)
+    if hasattr(model, "make_elbo"):
+        elbo = model.make_elbo(jit=jit_loss)
+    else:
+        elbo = (JitTraceEnum_ELBO if jit_loss else TraceEnum_ELBO)(max_plate_nesting=model.max_plate_nesting,
+                                                                   **({"ignore_jit_warnings": True} if jit_loss else {}))
+    loss_kwargs = {} if batch_size is None else {"subsample_size": min(batch_size, data.shape[0])}
 
     def build(run_seed):
         pyro.set_rng_seed(run_seed)
@@ -190,7 +216,7 @@ def fit(
         losses, converged = _svi_loop(
             model, g, data, elbo=elbo, num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol, patience=patience,
             progress_bar=progress_bar, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-            desc=f"{method}/{guide}" + label,
+            desc=f"{method}/{guide}" + label, loss_kwargs=loss_kwargs,
         )
         return sum(losses[-10:]) / len(losses[-10:]), g, losses, converged, run_seed
 
@@ -208,7 +234,8 @@ def fit(
     _, g, losses, converged, run_seed = best
     pyro.set_rng_seed(run_seed)
     posterior_guide = g.laplace_approximation(data) if guide == "laplace" else g
-    samples = _guide_samples(model, posterior_guide, data, 1 if guide == "delta" else num_samples)
+    draws = 1 if guide == "delta" else min(num_samples, getattr(model, "max_posterior_draws", num_samples))
+    samples = _guide_samples(model, posterior_guide, data, draws)
     return FitResult(model=model, data=data, method=method, guide_name=guide, guide=g, losses=losses,
                      samples=samples, converged=converged, run_time=time.perf_counter() - start,
                      posterior_guide=posterior_guide, seed=run_seed)
@@ -224,8 +251,17 @@ def _params(model, guide):
 
 
 def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, patience, progress_bar, checkpoint,
-              checkpoint_every, resume, desc):
-    loss_fn = lambda: elbo.differentiable_loss(model.model, guide, data)  # noqa: E731
+              checkpoint_every, resume, desc, loss_kwargs=None):
+    loss_kwargs = loss_kwargs or {}
+    if hasattr(elbo, "differentiable_loss"):
+        def loss_and_grads():
+            loss = elbo.differentiable_loss(model.model, guide, data, **loss_kwargs)
+            if torch.isfinite(loss):
+                loss.backward()
+            return loss.item()
+    else:  # surrogate-loss estimators (TraceGraph_ELBO: score function with baselines) backpropagate themselves
+        def loss_and_grads():
+            return float(elbo.loss_and_grads(model.model, guide, data, **loss_kwargs))
     with torch.no_grad():
         guide(data)  # creates the guide's parameters on the data's device
     optim = torch.optim.Adam(_params(model, guide), lr=lr, betas=tuple(betas))
@@ -254,13 +290,11 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
     with tqdm(total=num_steps, initial=step, desc=desc, disable=not progress_bar, leave=False) as bar:
         while step < num_steps:
             optim.zero_grad()
-            loss = loss_fn()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"the loss became {loss.item()} at step {step}; try a smaller lr")
-            loss.backward()
+            value = loss_and_grads()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the loss became {value} at step {step}; try a smaller lr")
             optim.step()
             schedule.step()
-            value = loss.item()
             losses.append(value)
             step += 1
             bar.update(1)

@@ -1,0 +1,115 @@
+"""Time per training step: the Pyro VAE (zoo.vae.VAE through its ELBO) against a plain PyTorch VAE of
+identical architecture, batch, estimator and optimiser (zoo.vae.PlainVAE), in one run.
+
+Each step: draw a minibatch of ``--batch`` rows of the data, encoder, reparameterised draw, decoder,
+Bernoulli log-likelihood from logits, KL (Monte Carlo for ``reparam``, closed form for ``analytic_kl``),
+backward, Adam step. Repetitions of the two loops are interleaved; medians are reported.
+
+    python benchmarks/vae_step.py                      # 784-400-50 and the digits size, 2 threads, CPU
+    python benchmarks/vae_step.py --device cuda --threads 0
+    python benchmarks/vae_step.py --quick              # a short smoke run
+
+Prints a table, then one JSON line per case: {"case", "ours_ms", "plain_ms", "ratio"} (ratio = ours / plain).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import pyro
+import torch
+
+from zoo.vae import VAE, PlainVAE
+
+SIZES = {"784-400-50": (784, 400, 50), "digits 64-128-16": (64, 128, 16)}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_case(D, H, L, *, batch, n_data, estimator, jit, device, steps, repeats, seed=0):
+    torch.manual_seed(seed)
+    data = (torch.rand(n_data, D, device=device) < 0.3).float()
+    ours = VAE(D, L, (H,), estimator=estimator).to(device)
+    plain = PlainVAE.from_vae(ours).to(device)
+    guide = ours.custom_guide()
+    elbo = ours.make_elbo(jit=jit)
+    opt_ours = torch.optim.Adam(list(ours.encoder.parameters()) + list(ours.decoder.parameters()), lr=1e-3)
+    opt_plain = torch.optim.Adam(plain.parameters(), lr=1e-3)
+
+    def step_ours():
+        opt_ours.zero_grad()
+        elbo.differentiable_loss(ours.model, guide, data, subsample_size=batch).backward()
+        opt_ours.step()
+
+    def step_plain():
+        opt_plain.zero_grad()
+        idx = torch.randperm(n_data, device=device)[:batch]
+        plain.loss(data[idx], n_data).backward()
+        opt_plain.step()
+
+    def block(fn):
+        _sync(device)
+        t = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        _sync(device)
+        return (time.perf_counter() - t) / steps * 1e3
+
+    for fn in (step_ours, step_plain):  # warm-up (and JIT compilation)
+        for _ in range(max(5, steps // 4)):
+            fn()
+    ours_ms, plain_ms = [], []
+    for r in range(repeats):
+        order = (step_ours, step_plain) if r % 2 == 0 else (step_plain, step_ours)
+        for fn in order:
+            (ours_ms if fn is step_ours else plain_ms).append(block(fn))
+    return statistics.median(ours_ms), statistics.median(plain_ms)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads; 0 leaves the default")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--n-data", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=50, help="steps per timed block")
+    p.add_argument("--repeats", type=int, default=7, help="interleaved blocks per loop")
+    p.add_argument("--estimators", default="reparam,analytic_kl")
+    p.add_argument("--no-jit", action="store_true", help="leave out the compiled (JIT) ELBO cases")
+    p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
+    p.add_argument("--quick", action="store_true", help="a short smoke run")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.steps, args.repeats = 5, 2
+    device = torch.device(args.device)
+    pyro.enable_validation(False)  # the plain loop has no distribution validation either
+    rows = []
+    for size in args.sizes.split(","):
+        if size not in SIZES:
+            raise SystemExit(f"unknown size {size!r}; known: {', '.join(SIZES)}")
+        D, H, L = SIZES[size]
+        for est in args.estimators.split(","):
+            for jit in ([False] if args.no_jit else [False, True]):
+                ours, plain = time_case(D, H, L, batch=args.batch, n_data=args.n_data, estimator=est, jit=jit,
+                                        device=device, steps=args.steps, repeats=args.repeats)
+                case = f"{size} b{args.batch} {est}{' jit' if jit else ''} {device.type}"
+                rows.append({"case": case, "ours_ms": round(ours, 4), "plain_ms": round(plain, 4),
+                             "ratio": round(ours / plain, 3)})
+    width = max(len(r["case"]) for r in rows)
+    print(f"{'case':<{width}}  {'ours ms':>9}  {'plain ms':>9}  {'ratio':>6}")
+    for r in rows:
+        print(f"{r['case']:<{width}}  {r['ours_ms']:>9.3f}  {r['plain_ms']:>9.3f}  {r['ratio']:>6.3f}")
+    for r in rows:
+        print(json.dumps(r))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,424 @@
+"""Variational autoencoder with swappable gradient estimators.
+
+Generative model: z_n ~ N(0, I) (latent_dim), x_n | z_n ~ Bernoulli(logits = f_theta(z_n)) for binary
+data or N(f_theta(z_n), sigma^2 I) for real data (sigma fixed or learned). Inference network (the
+``custom`` guide): q_phi(z_n | x_n) = N(mu(x_n), diag softplus(.)^2). Both networks are registered with
+``pyro.module``; the data plate subsamples when the loss is called with ``subsample_size``.
+
+One string picks the gradient estimator of the ELBO (MATH.md section 5):
+
+=================  ==========================================================================
+``reparam``        SGVB A: z = mu + sigma * eps, Monte Carlo estimate of the whole integrand
+                   (``Trace_ELBO``)
+``analytic_kl``    SGVB B: KL(q || p) in closed form, only the reconstruction sampled
+                   (``TraceMeanField_ELBO``)
+``score_function`` REINFORCE: the guide's z is drawn without reparameterisation and the gradient
+                   is f(z) grad log q(z) with a baseline (``TraceGraph_ELBO``; decaying average
+                   and/or a learned baseline network of x)
+``iwae``           the k-sample importance-weighted bound, per datum
+                   (:class:`ImportanceWeightedELBO`)
+=================  ==========================================================================
+
+``jit=True`` gives the compiled variants (``JitTrace_ELBO``, ``JitTraceMeanField_ELBO``,
+``JitTraceGraph_ELBO``). Evaluation: :meth:`VAE.elbo` (per datum) and :meth:`VAE.log_likelihood`,
+the importance-sampled log p(x) with k samples (5000 by default, the IWAE paper's protocol), batched
+over data and samples. :func:`gradient_variance` compares the estimators' gradient variance.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.infer import (
+    ELBO,
+    JitTrace_ELBO,
+    JitTraceGraph_ELBO,
+    JitTraceMeanField_ELBO,
+    Trace_ELBO,
+    TraceGraph_ELBO,
+    TraceMeanField_ELBO,
+)
+from pyro.infer.enum import get_importance_trace
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import as_data_tensor, check_choice, check_positive_int
+from .base import ZooModel
+from .nets import Decoder, GaussianEncoder, check_hidden
+from .registry import register_model
+
+__all__ = ["VAE", "vae", "ESTIMATORS", "ImportanceWeightedELBO", "gradient_variance", "PlainVAE",
+           "check_binary"]
+
+ESTIMATORS = {
+    "reparam": "SGVB A: reparameterised Monte Carlo estimate of the whole ELBO (Trace_ELBO)",
+    "analytic_kl": "SGVB B: closed-form KL, sampled reconstruction (TraceMeanField_ELBO)",
+    "score_function": "REINFORCE with a baseline, no reparameterisation (TraceGraph_ELBO)",
+    "iwae": "k-sample importance-weighted bound, per datum",
+}
+BASELINES = ("average", "net", "average+net", "none")
+LIKELIHOODS = ("bernoulli", "gaussian")
+_ids = itertools.count()
+
+
+def check_binary(x: torch.Tensor, name: str = "data") -> None:
+    """Raise ``ValueError`` unless every entry of ``x`` is 0 or 1 (the Bernoulli decoder's support)."""
+    bad = (x != 0) & (x != 1)
+    if bool(bad.any()):
+        example = x[bad].flatten()[0].item()
+        raise ValueError(f"{name} must be binary (0/1) for the Bernoulli decoder; found {int(bad.sum())} other "
+                         f"values (e.g. {example}); binarise it (x > threshold) or use likelihood='gaussian'")
+
+
+class ImportanceWeightedELBO(ELBO):
+    """The k-sample importance-weighted bound (Burda et al., IWAE), per datum of the data plate:
+
+        L_k = sum_n log (1/k) sum_i p(x_n, z_n^i) / q(z_n^i | x_n),   z_n^i ~ q(. | x_n),
+
+    with reparameterised draws, vectorised over the k particles. Sites outside the data plate are
+    shared by every datum (their log weight broadcasts). With a subsampled plate, the per-datum
+    bound is multiplied by N / batch size *after* the log-mean-exp. ``loss`` is -L_k.
+    """
+
+    def __init__(self, num_particles: int = 5, max_plate_nesting: int = 1):
+        super().__init__(num_particles=check_positive_int(num_particles, "num_particles"),
+                         max_plate_nesting=max_plate_nesting, vectorize_particles=True)
+
+    def _get_trace(self, model, guide, args, kwargs):
+        return get_importance_trace("flat", self.max_plate_nesting, model, guide, args, kwargs)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        model_trace, guide_trace = next(iter(self._get_traces(model, guide, args, kwargs)))
+        log_w, scale = 0.0, None
+        for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
+            for site in trace.nodes.values():
+                if site["type"] != "sample" or (sign < 0 and site["is_observed"]):
+                    continue
+                if sign < 0 and not site["fn"].has_rsample:
+                    raise ValueError(f"the importance-weighted bound needs reparameterised guide sites; "
+                                     f"{site['name']!r} is not")
+                lp = site["fn"].log_prob(site["value"])
+                if site["mask"] is not None:
+                    lp = lp * site["mask"]
+                s = site["scale"]
+                if scale is None or (isinstance(s, (int, float)) and s != 1.0):
+                    scale = s
+                log_w = log_w + sign * lp
+        if not isinstance(log_w, torch.Tensor):
+            raise ValueError("the model has no sample sites")
+        k = self.num_particles
+        log_w = log_w.reshape(k, -1) if log_w.dim() > 0 else log_w.expand(k).reshape(k, 1)
+        bound = torch.logsumexp(log_w, 0) - math.log(k)
+        return -(bound.sum() * (scale if scale is not None else 1.0))
+
+    def loss(self, model, guide, *args, **kwargs):
+        with torch.no_grad():
+            return float(self.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        loss.backward()
+        return float(loss.detach())
+
+
+class VAEGuide(nn.Module):
+    """The VAE's amortised guide (its ``custom`` guide): the encoder, plus the learned baseline network
+    used by the score-function estimator. Call signature as the model's: ``guide(data, subsample_size)``."""
+
+    def __init__(self, vae: "VAE"):
+        super().__init__()
+        self.encoder = vae.encoder
+        self.baseline_net = vae.baseline_net
+        object.__setattr__(self, "vae", vae)  # not a submodule: the VAE owns the networks
+
+    def forward(self, data, subsample_size=None):
+        return self.vae.guide(data, subsample_size)
+
+
+class VAE(ZooModel):
+    """Variational autoencoder (Kingma and Welling) as a Pyro model/guide pair.
+
+    Parameters
+    ----------
+    n_features : D, the data dimension.
+    latent_dim : L, the dimension of z.
+    hidden : hidden layer sizes of the encoder (the decoder mirrors them), an int or a tuple.
+    likelihood : ``"bernoulli"`` (binary data, logits) or ``"gaussian"``.
+    scale : the Gaussian decoder's standard deviation (fixed), or ``"learned"`` (one per feature).
+    estimator : one of :data:`ESTIMATORS`.
+    num_particles : Monte Carlo draws per datum and step (``iwae``: the k of the bound).
+    baseline : score-function baseline, one of ``"average"`` (decaying average), ``"net"`` (a learned
+        linear baseline of x), ``"average+net"``, ``"none"``.
+    activation : hidden activation (``relu``, ``tanh``, ``softplus``, ``elu``).
+
+    Data: a tensor of shape (N, D). Local latent site ``z`` of shape (N, L) in plate ``data``; observed
+    site ``obs``. Module parameters: ``encoder``, ``decoder`` (and ``log_scale``, ``baseline_net``).
+    """
+
+    max_plate_nesting = 1
+    #: fit keeps at most this many posterior draws of the local z (N x L each) in ``FitResult.samples``
+    max_posterior_draws = 10
+    #: the model accepts ``subsample_size`` (minibatches through ``inference.fit(batch_size=...)``)
+    supports_minibatch = True
+    site_dims = {"z": ["obs_id", "latent"]}
+
+    def __init__(self, n_features: int, latent_dim: int = 10, hidden=(200,), *, likelihood: str = "bernoulli",
+                 scale="learned", estimator: str = "reparam", num_particles: int = 1, baseline: str = "average",
+                 activation: str = "relu"):
+        super().__init__()
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.hidden = check_hidden(hidden)
+        self.likelihood = check_choice(likelihood, LIKELIHOODS, "likelihood")
+        self.estimator = check_choice(estimator, ESTIMATORS, "estimator")
+        self.num_particles = check_positive_int(num_particles, "num_particles")
+        self.baseline = check_choice(baseline, BASELINES, "baseline")
+        self.encoder = GaussianEncoder(n_features, latent_dim, self.hidden, activation)
+        self.decoder = Decoder(latent_dim, n_features, self.hidden, activation)
+        self.baseline_net = nn.Linear(n_features, 1)
+        self.learn_scale = isinstance(scale, str)
+        if self.learn_scale:
+            if scale != "learned":
+                raise ValueError(f"scale must be a positive number or 'learned', got {scale!r}")
+            self.log_scale = nn.Parameter(torch.zeros(n_features))
+        else:
+            if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+                raise ValueError(f"scale must be a positive number or 'learned', got {scale!r}")
+            self.register_buffer("log_scale", torch.full((n_features,), math.log(scale)))
+        self._names = {k: f"vae{next(_ids)}.{k}" for k in ("encoder", "decoder", "log_scale", "baseline_net")}
+        self._guide = None
+
+    # --- data ------------------------------------------------------------------------
+    @property
+    def _dtype(self):
+        return self.decoder.net[0].weight.dtype
+
+    def check_data(self, data) -> torch.Tensor:
+        """Validate x, shape (N, D): finite, D features, binary for the Bernoulli decoder. The model
+        follows a floating input's dtype and device; other inputs become the model's dtype."""
+        floating = isinstance(data, torch.Tensor) and data.is_floating_point()
+        x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else self._dtype)
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"data has {x.shape[1]} features; this VAE was built for n_features={self.n_features}")
+        if self.likelihood == "bernoulli":
+            check_binary(x)
+        if x.dtype != self._dtype or x.device != self.decoder.net[0].weight.device:
+            self.to(dtype=x.dtype, device=x.device)
+        return x
+
+    def reset_parameters(self, data: torch.Tensor, seed: int = 0) -> None:
+        """Fresh network weights from ``seed`` (PyTorch's default initialisation); the Gaussian decoder's
+        learned scale starts at the data's per-feature standard deviation."""
+        with torch.random.fork_rng(devices=[data.device] if data.is_cuda else []):
+            torch.manual_seed(seed)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+        if self.learn_scale:
+            with torch.no_grad():
+                sd = data.std(0) if data.shape[0] > 1 else torch.ones_like(data[0])
+                self.log_scale.copy_(sd.clamp_min(1e-3).log())
+
+    # --- the Pyro model and guide ------------------------------------------------------
+    def _obs_dist(self, out: torch.Tensor):
+        if self.likelihood == "bernoulli":
+            return dist.Bernoulli(logits=out, validate_args=False).to_event(1)
+        return dist.Normal(out, self.log_scale.exp(), validate_args=False).to_event(1)
+
+    def model(self, data: torch.Tensor, subsample_size: int | None = None):
+        """p(z) p(x | z); ``data`` (N, D), ``subsample_size`` draws a minibatch of the data plate."""
+        pyro.module(self._names["decoder"], self.decoder)
+        if self.learn_scale:
+            pyro.param(self._names["log_scale"], self.log_scale)
+        zeros = data.new_zeros(self.latent_dim)
+        with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
+            x = data if subsample_size is None else data[idx]
+            z = pyro.sample("z", dist.Normal(zeros, zeros + 1.0, validate_args=False).to_event(1))
+            pyro.sample("obs", self._obs_dist(self.decoder(z)), obs=x)
+
+    def guide(self, data: torch.Tensor, subsample_size: int | None = None):
+        """q(z | x) = N(mu(x), diag sigma(x)^2); without reparameterisation for the score-function estimator."""
+        pyro.module(self._names["encoder"], self.encoder)
+        with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
+            x = data if subsample_size is None else data[idx]
+            loc, scale = self.encoder(x)
+            score = self.estimator == "score_function"
+            fn = (_NonReparamNormal if score else dist.Normal)(loc, scale, validate_args=False).to_event(1)
+            infer = {}
+            if score:
+                if "average" in self.baseline:
+                    infer = {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": 0.95}}
+                if "net" in self.baseline:
+                    pyro.module(self._names["baseline_net"], self.baseline_net)
+                    infer.setdefault("baseline", {}).update(nn_baseline=_Squeeze(self.baseline_net),
+                                                            nn_baseline_input=x)
+            pyro.sample("z", fn, infer=infer)
+
+    def custom_guide(self, init_values=None):
+        if self._guide is None:
+            self._guide = VAEGuide(self)
+        return self._guide
+
+    def make_elbo(self, *, jit: bool = False, estimator: str | None = None):
+        """The Pyro ELBO of ``estimator`` (default: the model's), compiled with ``jit=True``."""
+        estimator = check_choice(self.estimator if estimator is None else estimator, ESTIMATORS, "estimator")
+        kw = dict(num_particles=self.num_particles, max_plate_nesting=1,
+                  vectorize_particles=self.num_particles > 1)
+        if estimator == "iwae":
+            if jit:
+                raise ValueError("the 'iwae' estimator has no compiled variant; use jit=False")
+            return ImportanceWeightedELBO(self.num_particles if self.num_particles > 1 else 5, max_plate_nesting=1)
+        if jit:
+            if estimator == "score_function":
+                raise ValueError("the 'score_function' estimator has no compiled variant (its decaying-average "
+                                 "baseline lives in the param store); use jit=False")
+            kw["ignore_jit_warnings"] = True
+        if estimator == "score_function":  # a fresh decaying-average baseline (Pyro keeps it in the param store)
+            pyro.get_param_store().__delitem__("__baseline_avg_downstream_cost_z") \
+                if "__baseline_avg_downstream_cost_z" in pyro.get_param_store() else None
+        cls = {"reparam": (Trace_ELBO, JitTrace_ELBO), "analytic_kl": (TraceMeanField_ELBO, JitTraceMeanField_ELBO),
+               "score_function": (TraceGraph_ELBO, JitTraceGraph_ELBO)}[estimator][int(bool(jit))]
+        return cls(**kw)
+
+    # --- evaluation -------------------------------------------------------------------
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x | z) summed over features; x (..., D) broadcast against z (..., L); returns (...)."""
+        out = self.decoder(z)
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none").sum(-1)
+        return dist.Normal(out, self.log_scale.exp()).log_prob(x).sum(-1)
+
+    def _check_eval(self, x):
+        x = self.check_data(x)
+        return x
+
+    @torch.no_grad()
+    def elbo(self, x, *, num_samples: int = 1, batch_size: int = 1000) -> torch.Tensor:
+        """Per-datum ELBO with the KL in closed form and the reconstruction averaged over ``num_samples``
+        draws of q(z|x); x (N, D) -> (N,)."""
+        x = self._check_eval(x)
+        S = check_positive_int(num_samples, "num_samples")
+        B = check_positive_int(batch_size, "batch_size")
+        out = []
+        for xb in x.split(B):
+            loc, scale = self.encoder(xb)
+            z = loc + scale * torch.randn((S, *loc.shape), dtype=loc.dtype, device=loc.device)
+            rec = self.log_px_given_z(xb, z).mean(0)
+            kl = 0.5 * (scale.pow(2) + loc.pow(2) - 1.0 - 2.0 * scale.log()).sum(-1)
+            out.append(rec - kl)
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def log_likelihood(self, x, num_samples: int = 5000, *, batch_size: int = 100,
+                       sample_batch_size: int = 500) -> torch.Tensor:
+        """Importance-sampled estimate of log p(x_n) with q(z|x) as proposal (the k-sample IWAE bound,
+        which tends to log p(x) as k grows): log (1/k) sum_i p(x, z_i) / q(z_i | x). Batched over
+        ``batch_size`` data rows and ``sample_batch_size`` draws; x (N, D) -> (N,)."""
+        x = self._check_eval(x)
+        K = check_positive_int(num_samples, "num_samples")
+        B = check_positive_int(batch_size, "batch_size")
+        S = check_positive_int(sample_batch_size, "sample_batch_size")
+        out = []
+        for xb in x.split(B):
+            loc, scale = self.encoder(xb)
+            q = dist.Normal(loc, scale)
+            chunks = []
+            for start in range(0, K, S):
+                s = min(S, K - start)
+                eps = torch.randn((s, *loc.shape), dtype=loc.dtype, device=loc.device)
+                z = loc + scale * eps
+                log_w = (self.log_px_given_z(xb, z) - 0.5 * z.pow(2).sum(-1)
+                         - 0.5 * self.latent_dim * math.log(2 * math.pi) - q.log_prob(z).sum(-1))
+                chunks.append(torch.logsumexp(log_w, 0))
+            out.append(torch.logsumexp(torch.stack(chunks), 0) - math.log(K))
+        return torch.cat(out)
+
+    def iwae_bound(self, x, k: int = 5, **kwargs) -> torch.Tensor:
+        """The k-sample importance-weighted bound per datum (one draw of it), x (N, D) -> (N,)."""
+        return self.log_likelihood(x, num_samples=k, **kwargs)
+
+    def pointwise_log_likelihood(self, samples, data):
+        """log p(x_n | z_n) for each posterior draw of z: samples["z"] (..., N, L) -> (..., N)."""
+        return self.log_px_given_z(data, samples["z"].to(data))
+
+    @torch.no_grad()
+    def reconstruct(self, x) -> torch.Tensor:
+        """Decoder mean at the encoder mean: probabilities (Bernoulli) or the Gaussian mean, (N, D)."""
+        x = self._check_eval(x)
+        out = self.decoder(self.encoder(x)[0])
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """Draws of x from the generative model, (n, D)."""
+        n = check_positive_int(n, "n")
+        z = torch.randn(n, self.latent_dim, dtype=self._dtype, device=self.log_scale.device)
+        return self._obs_dist(self.decoder(z)).sample()
+
+
+class _NonReparamNormal(dist.Normal):
+    """A Normal whose draws carry no reparameterisation gradient (``sample``, not ``rsample``), so that
+    Pyro's ELBOs use the score-function estimator for it. (``has_rsample_(False)`` cannot be set on an
+    ``Independent`` wrapper, hence a class.)"""
+
+    has_rsample = False
+
+
+class _Squeeze(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net(x).squeeze(-1)
+
+
+class PlainVAE(nn.Module):
+    """The same VAE in plain PyTorch (no Pyro): the reference for speed and quality. Shares the
+    :class:`~zoo.nets.GaussianEncoder` / :class:`~zoo.nets.Decoder` code with :class:`VAE`; with
+    ``from_vae`` it starts from a copy of that VAE's weights. Bernoulli decoder only.
+
+    ``loss(x, n_total)``: the negative ELBO of the minibatch x (B, D), scaled by n_total / B as Pyro
+    scales a subsampled plate; ``estimator`` ``"reparam"`` (Monte Carlo log p(z) - log q(z)) or
+    ``"analytic_kl"`` (closed-form KL).
+    """
+
+    def __init__(self, n_features: int, latent_dim: int = 10, hidden=(200,), *, estimator: str = "reparam",
+                 activation: str = "relu"):
+        super().__init__()
+        self.estimator = check_choice(estimator, ("reparam", "analytic_kl"), "estimator")
+        self.encoder = GaussianEncoder(n_features, latent_dim, check_hidden(hidden), activation)
+        self.decoder = Decoder(latent_dim, n_features, check_hidden(hidden), activation)
+
+    @classmethod
+    def from_vae(cls, vae: VAE, estimator: str | None = None) -> "PlainVAE":
+        import copy
+
+        if vae.likelihood != "bernoulli":
+            raise ValueError("PlainVAE has the Bernoulli decoder only")
+        est = vae.estimator if estimator is None else estimator
+        out = cls(vae.n_features, vae.latent_dim, vae.hidden, estimator=est)
+        out.encoder = copy.deepcopy(vae.encoder)
+        out.decoder = copy.deepcopy(vae.decoder)
+        return out
+
+    def loss(self, x: torch.Tensor, n_total: int | None = None) -> torch.Tensor:
+        loc, scale = self.encoder(x)
+        eps = torch.randn_like(loc)
+        z = loc + scale * eps
+        rec = -F.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="sum")
+        if self.estimator == "analytic_kl":
+            kl = 0.5 * (scale.pow(2) + loc.pow(2) - 1.0 - 2.0 * scale.log()).sum()
+        else:  # log q(z|x) - log p(z) at the draw; the 2 pi terms cancel
+            kl = (0.5 * (z.pow(2) - eps.pow(2)) - scale.log()).sum()
+        elbo = rec - kl
+        return -elbo * ((n_total or x.shape[0]) / x.shape[0])
+
+
+@register_model("vae")
+def vae(n_features: int = 64, latent_dim: int = 10, hidden=(200,), **kwargs) -> VAE:
+    """Variational autoencoder: N(0, I) prior, MLP decoder (Bernoulli or Gaussian), amortised Normal guide."""
+    return VAE(n_features, latent_dim, hidden, **kwargs)
