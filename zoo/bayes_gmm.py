@@ -155,9 +155,11 @@ class BayesianGMM(ZooModel):
         self.mean_prior = mean_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self._prior_cache = None
         # scalar hyperparameters are checked now; array ones once D is known (check_data)
         if self.D is not None:
-            self.prior(torch.zeros(2, self.D, dtype=torch.float64) + torch.eye(2, self.D, dtype=torch.float64))
+            eye = torch.eye(self.D, dtype=torch.float64)  # a stand-in data set with a PD covariance
+            self.prior(torch.cat([eye, -eye]))
         else:
             for name in ("weight_concentration_prior", "mean_precision_prior"):
                 v = getattr(self, name)
@@ -214,8 +216,10 @@ class BayesianGMM(ZooModel):
                 sticks = pyro.sample("sticks", dist.Beta(torch.ones_like(wc), wc))
             if self.covariance_type == "full":
                 scale = torch.cholesky_inverse(torch.linalg.cholesky(psi0))
-                precision = pyro.sample("precision", Wishart(nu0.expand(K), covariance_matrix=scale.expand(K, D, D)))
-                locs = pyro.sample("locs", dist.MultivariateNormal(m0, precision_matrix=beta0 * precision))
+                precision = pyro.sample("precision", Wishart(nu0.expand(K), covariance_matrix=scale.expand(K, D, D),
+                                                                validate_args=False))
+                locs = pyro.sample("locs", dist.MultivariateNormal(m0, precision_matrix=beta0 * precision,
+                                                                        validate_args=False))
             else:
                 precision = pyro.sample("precision", dist.Gamma(0.5 * nu0, 0.5 * psi0).expand([K, D]).to_event(1))
                 locs = pyro.sample("locs", dist.Normal(m0, (beta0 * precision).rsqrt()).to_event(1))
@@ -228,7 +232,8 @@ class BayesianGMM(ZooModel):
             k = pyro.sample("assignment", dist.Categorical(weights), infer={"enumerate": "parallel"})
             loc = Vindex(locs[..., None, :, :])[..., k, :]
             if self.covariance_type == "full":
-                obs_dist = dist.MultivariateNormal(loc, precision_matrix=Vindex(precision[..., None, :, :, :])[..., k, :, :])
+                obs_dist = dist.MultivariateNormal(loc, precision_matrix=Vindex(precision[..., None, :, :, :])[..., k, :, :],
+                                                   validate_args=False)  # data checked by check_data
             else:
                 obs_dist = dist.Normal(loc, Vindex(precision[..., None, :, :])[..., k, :].rsqrt()).to_event(1)
             pyro.sample("obs", obs_dist, obs=data)
@@ -245,7 +250,8 @@ class BayesianGMM(ZooModel):
         w, locs, prec = self._weights(samples), samples["locs"], samples["precision"]
         x = data[:, None, :]
         if self.covariance_type == "full":
-            lp = dist.MultivariateNormal(locs[..., None, :, :], precision_matrix=prec[..., None, :, :, :]).log_prob(x)
+            lp = dist.MultivariateNormal(locs[..., None, :, :], precision_matrix=prec[..., None, :, :, :],
+                                         validate_args=False).log_prob(x)
         else:
             lp = dist.Normal(locs[..., None, :, :], prec[..., None, :, :].rsqrt()).log_prob(x).sum(-1)
         return w.log()[..., None, :] + lp
@@ -261,8 +267,9 @@ class BayesianGMM(ZooModel):
         prec = samples["precision"]
         if self.covariance_type == "full":
             scale = torch.cholesky_inverse(torch.linalg.cholesky(psi0))
-            lp = lp + Wishart(nu0, covariance_matrix=scale).log_prob(prec).sum(-1)
-            lp = lp + dist.MultivariateNormal(m0, precision_matrix=beta0 * prec).log_prob(samples["locs"]).sum(-1)
+            lp = lp + Wishart(nu0, covariance_matrix=scale, validate_args=False).log_prob(prec).sum(-1)
+            lp = lp + dist.MultivariateNormal(m0, precision_matrix=beta0 * prec,
+                                              validate_args=False).log_prob(samples["locs"]).sum(-1)
         else:
             lp = lp + dist.Gamma(0.5 * nu0, 0.5 * psi0).log_prob(prec).sum((-2, -1))
             lp = lp + dist.Normal(m0, (beta0 * prec).rsqrt()).log_prob(samples["locs"]).sum((-2, -1))
@@ -372,9 +379,10 @@ class BayesianGMMGuide(PyroModule):
             if self.dp:
                 pyro.sample("sticks", dist.Beta(self.sticks_a, self.sticks_b))
             if self.covariance_type == "full":
-                precision = pyro.sample("precision", Wishart(self.precision_df, scale_tril=self.precision_scale_tril))
+                precision = pyro.sample("precision", Wishart(self.precision_df, scale_tril=self.precision_scale_tril,
+                                                                validate_args=False))
                 pyro.sample("locs", dist.MultivariateNormal(
-                    self.locs_loc, precision_matrix=self.locs_precision[:, None, None] * precision))
+                    self.locs_loc, precision_matrix=self.locs_precision[:, None, None] * precision, validate_args=False))
             else:
                 precision = pyro.sample("precision", dist.Gamma(self.precision_shape, self.precision_rate).to_event(1))
                 pyro.sample("locs", dist.Normal(
