@@ -86,25 +86,25 @@ def _init_fn(init_values):
     return init_to_value(values={k: v.detach() for k, v in init_values.items() if isinstance(v, torch.Tensor)})
 
 
-@register_guide("delta", point_estimate=True)
+@register_guide("delta", point_estimate=True, applies=lambda model: "delta" in getattr(model, "supported_guides", ("delta",)))
 def _delta(model, *, init_values=None):
     """Point mass at the MAP estimate (AutoDelta)."""
     return AutoDelta(_model_fn(model), init_loc_fn=_init_fn(init_values))
 
 
-@register_guide("normal")
+@register_guide("normal", applies=lambda model: "normal" in getattr(model, "supported_guides", ("normal",)))
 def _normal(model, *, init_values=None, init_scale=0.1):
     """Mean-field Normal in unconstrained space (AutoNormal)."""
     return AutoNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
 
 
-@register_guide("mvn")
+@register_guide("mvn", applies=lambda model: "mvn" in getattr(model, "supported_guides", ("mvn",)))
 def _mvn(model, *, init_values=None, init_scale=0.1):
     """Full-rank multivariate Normal (AutoMultivariateNormal)."""
     return AutoMultivariateNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
 
 
-@register_guide("lowrank")
+@register_guide("lowrank", applies=lambda model: "lowrank" in getattr(model, "supported_guides", ("lowrank",)))
 def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
     """Low-rank plus diagonal multivariate Normal (AutoLowRankMultivariateNormal)."""
     return AutoLowRankMultivariateNormal(
@@ -112,7 +112,7 @@ def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
     )
 
 
-@register_guide("laplace", point_estimate=True)
+@register_guide("laplace", point_estimate=True, applies=lambda model: "laplace" in getattr(model, "supported_guides", ("laplace",)))
 def _laplace(model, *, init_values=None):
     """MAP, then a Gaussian from the Hessian of the enumerated log joint."""
     full = model.model if hasattr(model, "model") else model
@@ -120,7 +120,7 @@ def _laplace(model, *, init_values=None):
                            max_plate_nesting=getattr(model, "max_plate_nesting", 1))
 
 
-@register_guide("flow")
+@register_guide("flow", applies=lambda model: "flow" in getattr(model, "supported_guides", ("flow",)))
 def _flow(model, *, init_values=None, init_scale=0.1, num_transforms=2, hidden_dims=None):
     """Affine-autoregressive normalizing flow around a learned location (inverse autoregressive flow)."""
     return AutoFlow(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale,

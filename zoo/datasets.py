@@ -2,14 +2,17 @@
 synthetic data that returns its ground truth."""
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
 from ._checks import check_positive_int
 
-__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring"]
+__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring",
+           "load_binary_digits", "make_binary", "load_mnist_idx"]
 
 
 @dataclass
@@ -24,6 +27,9 @@ class Dataset:
     feature_names: list[str] = field(default_factory=list)
     truth: dict = field(default_factory=dict)
     description: str = ""
+    #: a held-out split, when the data set has one (``binary_digits``): (n_test, n_features), (n_test,)
+    test_data: np.ndarray | None = None
+    test_target: np.ndarray | None = None
 
 
 def load_faithful() -> Dataset:
@@ -110,8 +116,80 @@ def make_ring(n_samples: int = 400, *, n_components: int = 8, radius: float = 4.
     return Dataset("ring", data, assignment, ["x0", "x1"], truth, "Gaussians on a ring")
 
 
+def load_binary_digits(*, threshold: float = 8.0, test_size: float = 0.25, random_state: int = 0) -> Dataset:
+    """scikit-learn's 8x8 digits binarised (pixel > ``threshold`` of 16 -> 1), float32, with a fixed,
+    seeded, label-stratified train/test split: ``data`` (n_train, 64), ``test_data`` (n_test, 64)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if not 0 <= threshold < 16:
+        raise ValueError(f"threshold must be in [0, 16), got {threshold}")
+    if not 0 < test_size < 1:
+        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
+    b = load_digits()
+    x = (b.data > threshold).astype(np.float32)
+    xtr, xte, ytr, yte = train_test_split(x, b.target, test_size=test_size, random_state=random_state,
+                                          stratify=b.target)
+    return Dataset("binary_digits", xtr, ytr, list(b.feature_names), description="8x8 digits, binarised",
+                   test_data=xte, test_target=yte)
+
+
+def make_binary(n_samples: int = 500, *, n_features: int = 20, latent_dim: int = 2, n_test: int = 0,
+                random_state: int = 0) -> Dataset:
+    """Binary data from a small latent-variable model: z ~ N(0, I_L), x_j ~ Bernoulli(sigmoid(W z + b)_j)
+    with seeded W (n_features, L) of scale 3 and b ~ N(0, 1). float32; ``truth`` holds ``W``, ``b`` and
+    ``z``; ``n_test`` extra draws go to ``test_data``."""
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_features = check_positive_int(n_features, "n_features")
+    latent_dim = check_positive_int(latent_dim, "latent_dim")
+    n_test = check_positive_int(n_test, "n_test", minimum=0)
+    rng = np.random.default_rng(random_state)
+    W = 3.0 * rng.standard_normal((n_features, latent_dim))
+    b = rng.standard_normal(n_features)
+    z = rng.standard_normal((n_samples + n_test, latent_dim))
+    p = 1.0 / (1.0 + np.exp(-(z @ W.T + b)))
+    x = (rng.random(p.shape) < p).astype(np.float32)
+    return Dataset("binary", x[:n_samples], None, [f"x{i}" for i in range(n_features)],
+                   {"W": W, "b": b, "z": z[:n_samples]}, "binary data from a logistic latent model",
+                   test_data=x[n_samples:] if n_test else None)
+
+
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def load_mnist_idx(path) -> np.ndarray:
+    """Read an IDX file (the MNIST format; gzip-compressed or raw) into an array of its stored shape,
+    e.g. (60000, 28, 28) uint8 images or (60000,) uint8 labels. The header is checked: two zero bytes,
+    a known type code, the rank, and a payload of exactly the declared size; a bad file raises ValueError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no IDX file at {str(path)!r}")
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{path.name}: a corrupt gzip file: {exc}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{path.name}: not an IDX file (the magic number must start with two zero bytes)")
+    code, rank = raw[2], raw[3]
+    if code not in _IDX_DTYPES:
+        raise ValueError(f"{path.name}: unknown IDX type code 0x{code:02x}; known: "
+                         f"{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)}")
+    if rank < 1 or len(raw) < 4 + 4 * rank:
+        raise ValueError(f"{path.name}: a truncated IDX header (rank {rank})")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
+    dtype = np.dtype(_IDX_DTYPES[code])
+    expected = int(np.prod(shape)) * dtype.itemsize
+    payload = raw[4 + 4 * rank:]
+    if len(payload) != expected:
+        raise ValueError(f"{path.name}: the header declares shape {shape} of {dtype} ({expected} bytes) but the "
+                         f"file holds {len(payload)} bytes of data")
+    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
 _LOADERS = {"faithful": load_faithful, "iris": _load_iris, "digits": _load_digits, "blobs": make_blobs,
-            "ring": make_ring}
+            "ring": make_ring, "binary_digits": load_binary_digits, "binary": make_binary}
 
 
 def list_datasets() -> list[str]:

@@ -163,6 +163,9 @@ class VAE(ZooModel):
     max_posterior_draws = 10
     #: the model accepts ``subsample_size`` (minibatches through ``inference.fit(batch_size=...)``)
     supports_minibatch = True
+    #: the networks are registered with ``pyro.module`` (the global param store, which the compiled
+    #: loss reads); Pyro refuses that inside an autoguide under the project's module-local params
+    supported_guides = ("custom",)
     site_dims = {"z": ["obs_id", "latent"]}
 
     def __init__(self, n_features: int, latent_dim: int = 10, hidden=(200,), *, likelihood: str = "bernoulli",

@@ -1,0 +1,187 @@
+"""Autoencoder baselines sharing the VAE's network code: deterministic, denoising and sparse
+(MATH.md section 6).
+
+As Pyro models: each datum has a code under an improper flat prior; ``obs`` is reconstructed from
+the code by the decoder (Bernoulli logits for binary data, or N(g(code), 1/2 I), whose log-density is
+-||x - g(code)||^2 up to a constant). The ``custom`` guide is a point mass at the encoder's output
+f(x) (at f of the corrupted x for the denoising variant). A point mass under a flat prior has zero
+entropy and zero log prior, so the ELBO is exactly the negative reconstruction loss, and
+``inference.fit(model, x, guide="custom")`` trains the autoencoder. The sparse variant adds the penalty
+``beta * sum_j KL(rho || rho_hat_j)`` (rho_hat_j: unit j's mean activation over the batch) as a
+``pyro.factor``.
+"""
+from __future__ import annotations
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import as_data_tensor, check_choice, check_positive_int
+from .base import ZooModel
+from .glgae import FlatPrior
+from .nets import CodeEncoder, Decoder, check_hidden
+from .registry import register_model
+from .vae import LIKELIHOODS, _ids, check_binary
+
+__all__ = ["Autoencoder", "autoencoder", "sparsity_penalty", "KINDS"]
+
+KINDS = ("deterministic", "denoising", "sparse")
+
+
+def sparsity_penalty(rho_hat: torch.Tensor, rho: float) -> torch.Tensor:
+    """sum_j KL(Bernoulli(rho) || Bernoulli(rho_hat_j)) for mean activations rho_hat (..., C) in (0, 1);
+    returns (...)."""
+    if not 0 < rho < 1:
+        raise ValueError(f"the target activation rho must be in (0, 1), got {rho}")
+    r = rho_hat.clamp(1e-6, 1 - 1e-6)
+    return (rho * (math.log(rho) - r.log()) + (1 - rho) * (math.log1p(-rho) - torch.log1p(-r))).sum(-1)
+
+
+class AutoencoderGuide(nn.Module):
+    def __init__(self, ae: "Autoencoder"):
+        super().__init__()
+        self.encoder = ae.encoder
+        object.__setattr__(self, "ae", ae)
+
+    def forward(self, data, subsample_size=None):
+        return self.ae.guide(data, subsample_size)
+
+
+class Autoencoder(ZooModel):
+    """Deterministic, denoising or sparse autoencoder.
+
+    Parameters
+    ----------
+    n_features : D. code_dim : C, the code size. hidden : encoder hidden sizes (the decoder mirrors them).
+    kind : ``"deterministic"``, ``"denoising"`` (each input dimension zeroed with probability
+        ``noise`` during training) or ``"sparse"`` (penalty ``beta * sum_j KL(rho || rho_hat_j)``).
+    likelihood : ``"bernoulli"`` (cross-entropy) or ``"gaussian"`` (squared error).
+
+    Codes are sigmoid units in (0, 1). Data (N, D); latent site ``code`` (N, C) in plate ``data``.
+    """
+
+    max_plate_nesting = 1
+    max_posterior_draws = 1
+    supports_minibatch = True
+    supported_guides = ("custom",)  # as the VAE: pyro.module does not run inside an autoguide
+    site_dims = {"code": ["obs_id", "unit"]}
+
+    def __init__(self, n_features: int, code_dim: int = 10, hidden=(200,), *, kind: str = "deterministic",
+                 likelihood: str = "bernoulli", noise: float = 0.25, rho: float = 0.05, beta: float = 1.0,
+                 activation: str = "relu"):
+        super().__init__()
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.code_dim = check_positive_int(code_dim, "code_dim")
+        self.hidden = check_hidden(hidden)
+        self.kind = check_choice(kind, KINDS, "kind")
+        self.likelihood = check_choice(likelihood, LIKELIHOODS, "likelihood")
+        if not 0 <= noise < 1:
+            raise ValueError(f"noise (the fraction of inputs zeroed) must be in [0, 1), got {noise}")
+        if not 0 < rho < 1:
+            raise ValueError(f"rho must be in (0, 1), got {rho}")
+        if not beta >= 0:
+            raise ValueError(f"beta must be non-negative, got {beta}")
+        self.noise, self.rho, self.beta = float(noise), float(rho), float(beta)
+        self.encoder = CodeEncoder(n_features, code_dim, self.hidden, activation)
+        self.decoder = Decoder(code_dim, n_features, self.hidden, activation)
+        self._names = {k: f"ae{next(_ids)}.{k}" for k in ("encoder", "decoder")}
+        self._guide = None
+
+    @property
+    def _dtype(self):
+        return self.decoder.net[0].weight.dtype
+
+    def check_data(self, data) -> torch.Tensor:
+        """Validate x (N, D): finite, D features, binary for the Bernoulli decoder; the model follows a
+        floating input's dtype and device."""
+        floating = isinstance(data, torch.Tensor) and data.is_floating_point()
+        x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else self._dtype)
+        if x.shape[1] != self.n_features:
+            raise ValueError(f"data has {x.shape[1]} features; this autoencoder was built for "
+                             f"n_features={self.n_features}")
+        if self.likelihood == "bernoulli":
+            check_binary(x)
+        if x.dtype != self._dtype or x.device != self.decoder.net[0].weight.device:
+            self.to(dtype=x.dtype, device=x.device)
+        return x
+
+    def reset_parameters(self, data: torch.Tensor, seed: int = 0) -> None:
+        with torch.random.fork_rng(devices=[data.device] if data.is_cuda else []):
+            torch.manual_seed(seed)
+            for m in self.modules():
+                if isinstance(m, nn.Linear):
+                    m.reset_parameters()
+
+    def corrupt(self, x: torch.Tensor) -> torch.Tensor:
+        """x with each entry zeroed independently with probability ``noise`` (denoising variant; others: x)."""
+        if self.kind != "denoising" or self.noise == 0:
+            return x
+        return x * (torch.rand_like(x) >= self.noise)
+
+    def _obs_dist(self, out):
+        if self.likelihood == "bernoulli":
+            return dist.Bernoulli(logits=out, validate_args=False).to_event(1)
+        return dist.Normal(out, math.sqrt(0.5), validate_args=False).to_event(1)
+
+    def model(self, data: torch.Tensor, subsample_size: int | None = None):
+        pyro.module(self._names["decoder"], self.decoder)
+        with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
+            x = data if subsample_size is None else data[idx]
+            code = pyro.sample("code", FlatPrior(self.code_dim, x))
+            pyro.sample("obs", self._obs_dist(self.decoder(code)), obs=x)
+        if self.kind == "sparse" and self.beta > 0:
+            pyro.factor("sparsity", -self.beta * sparsity_penalty(code.mean(-2), self.rho))
+
+    def guide(self, data: torch.Tensor, subsample_size: int | None = None):
+        pyro.module(self._names["encoder"], self.encoder)
+        with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
+            x = data if subsample_size is None else data[idx]
+            pyro.sample("code", dist.Delta(self.encoder(self.corrupt(x))).to_event(1))
+
+    def custom_guide(self, init_values=None):
+        if self._guide is None:
+            self._guide = AutoencoderGuide(self)
+        return self._guide
+
+    def make_elbo(self, *, jit: bool = False):
+        from pyro.infer import JitTrace_ELBO, Trace_ELBO
+
+        return JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True) if jit else Trace_ELBO(max_plate_nesting=1)
+
+    def init_values(self, data, seed=0):
+        return {"code": torch.full((data.shape[0], self.code_dim), 0.5, dtype=data.dtype, device=data.device)}
+
+    # --- evaluation ----------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x) -> torch.Tensor:
+        """Codes f(x) of clean inputs, (N, C)."""
+        return self.encoder(self.check_data(x))
+
+    @torch.no_grad()
+    def reconstruct(self, x) -> torch.Tensor:
+        """g(f(x)): probabilities (Bernoulli) or the mean (Gaussian), (N, D)."""
+        out = self.decoder(self.encoder(self.check_data(x)))
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    @torch.no_grad()
+    def reconstruction_error(self, x) -> torch.Tensor:
+        """Per datum: cross-entropy sum_j BCE(x_j, g(f(x))_j) (Bernoulli) or ||x - g(f(x))||^2, (N,)."""
+        x = self.check_data(x)
+        out = self.decoder(self.encoder(x))
+        if self.likelihood == "bernoulli":
+            return F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        return (x - out).pow(2).sum(-1)
+
+    def pointwise_log_likelihood(self, samples, data):
+        """log p(x_n | code_n) per draw: samples["code"] (..., N, C) -> (..., N)."""
+        return self._obs_dist(self.decoder(samples["code"].to(data))).log_prob(data)
+
+
+@register_model("autoencoder")
+def autoencoder(n_features: int = 64, code_dim: int = 10, hidden=(200,), **kwargs) -> Autoencoder:
+    """Deterministic / denoising / sparse autoencoder (kind=...), a point-mass guide at the encoder output."""
+    return Autoencoder(n_features, code_dim, hidden, **kwargs)
