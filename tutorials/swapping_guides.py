@@ -69,15 +69,19 @@ def show(fig, name):
 # NUTS (two chains started at a MAP fit) is the reference.
 
 # %%
-n = 60 if SMOKE else 150
+n = 45 if SMOKE else 150
 data = torch.tensor(zoo.load_dataset("blobs", n_samples=n, n_components=3, random_state=SEED).data)
 gmm = zoo.create_model("gmm", K=3, covariance="diag")
-settings = dict(num_steps=40, num_samples=20, num_particles=10) if SMOKE else \
+settings = dict(num_steps=20, num_samples=10, num_particles=5) if SMOKE else \
     dict(num_steps=1500, num_samples=1000, num_particles=500)
-nuts = dict(num_samples=20, num_warmup=20, num_chains=1, jit_compile=False) if SMOKE else \
+nuts = dict(num_samples=10, num_warmup=10, num_chains=1, jit_compile=False, max_tree_depth=3) if SMOKE else \
     dict(num_samples=500, num_warmup=300, num_chains=2)
+# NUTS starts every chain at a MAP fit
+restarts = 1 if SMOKE else 3
+start = inference.fit(gmm, data, method="map", num_steps=settings["num_steps"], restarts=restarts, seed=SEED,
+                      progress_bar=False)
 mixture = compare(gmm, data, guides=GUIDES, reference="nuts", lr=0.05, seed=SEED, progress_bar=False,
-                  fit_kwargs=dict(restarts=3), reference_kwargs=nuts, **settings)
+                  fit_kwargs=dict(restarts=restarts), reference_kwargs=dict(nuts, nuts_init=start), **settings)
 columns = ["rank", "distance", "elbo", "log_evidence", "log_evidence_se", "run_time"]
 print(mixture.table[columns].round(3).to_string())
 
@@ -105,10 +109,11 @@ show(mixture.plot(max_marginals=3), "mixture_comparison")
 # %%
 ring = torch.tensor(zoo.load_dataset("ring", n_samples=120 if SMOKE else 240, random_state=SEED).data)
 glgae = zoo.create_model("glgae", K=8, D=2, E=2, b=1.0)
-inference.fit(glgae, ring, method="coordinate", num_steps=3 if SMOKE else 15, seed=SEED, progress_bar=False)
+inference.fit(glgae, ring, method="coordinate", num_steps=2 if SMOKE else 15, seed=SEED, progress_bar=False)
 points = ring[:2] if SMOKE else ring[:4]
-encoding = compare(glgae.frozen(), points, guides=GUIDES, reference="nuts", lr=0.02, seed=SEED,
-                   progress_bar=False, reference_kwargs=nuts, **settings)
+frozen = glgae.frozen()
+encoding = compare(frozen, points, guides=GUIDES, reference="nuts", lr=0.02, seed=SEED, progress_bar=False,
+                   reference_kwargs=dict(nuts, nuts_init=frozen.init_values(points)), **settings)
 print(encoding.table[columns].round(3).to_string())
 show(encoding.plot(max_marginals=4), "encoding_comparison")
 
