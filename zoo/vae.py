@@ -291,7 +291,8 @@ class VAE(ZooModel):
         """log p(x | z) summed over features; x (..., D) broadcast against z (..., L); returns (...)."""
         out = self.decoder(z)
         if self.likelihood == "bernoulli":
-            return -F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none").sum(-1)
+            out, x = torch.broadcast_tensors(out, x)
+            return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
         return dist.Normal(out, self.log_scale.exp()).log_prob(x).sum(-1)
 
     def _check_eval(self, x):
@@ -360,6 +361,53 @@ class VAE(ZooModel):
         n = check_positive_int(n, "n")
         z = torch.randn(n, self.latent_dim, dtype=self._dtype, device=self.log_scale.device)
         return self._obs_dist(self.decoder(z)).sample()
+
+
+def gradient_variance(model: VAE, x, estimators=("reparam", "analytic_kl", "score_function"), num_draws: int = 200,
+                      *, burn_in: int = 20, seed: int = 0):
+    """Variance of each estimator's gradient of the ELBO with respect to the encoder's parameters phi, at
+    fixed parameters and batch: ``num_draws`` independent gradient draws per estimator (after ``burn_in``
+    draws that warm up a decaying-average baseline; parameters are not updated). x (B, D).
+
+    Returns a pandas DataFrame, one row per estimator: ``mean_variance`` (the per-coordinate variance,
+    averaged over the P coordinates of phi), ``total_variance`` (its sum, the trace of the covariance),
+    ``mean_grad_norm`` (norm of the mean gradient) and ``snr`` (mean |mean| / std over coordinates).
+    """
+    import pandas as pd
+
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a zoo.vae.VAE, got {type(model).__name__}")
+    if isinstance(estimators, str):
+        estimators = (estimators,)
+    for est in estimators:
+        check_choice(est, ESTIMATORS, "estimator")
+    num_draws = check_positive_int(num_draws, "num_draws", minimum=2)
+    burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
+    x = model.check_data(x)
+    params = [p for p in model.encoder.parameters()]
+    guide = model.custom_guide()
+    saved = model.estimator
+    rows = []
+    try:
+        for est in estimators:
+            model.estimator = est
+            elbo = model.make_elbo(estimator=est)
+            pyro.set_rng_seed(seed)
+            draws = []
+            for d in range(burn_in + num_draws):
+                model.zero_grad()
+                elbo.loss_and_grads(model.model, guide, x)
+                if d >= burn_in:
+                    draws.append(torch.cat([p.grad.reshape(-1) for p in params]).detach().clone())
+            G = torch.stack(draws).double()
+            var, mean = G.var(0), G.mean(0)
+            rows.append({"estimator": est, "mean_variance": var.mean().item(), "total_variance": var.sum().item(),
+                         "mean_grad_norm": mean.norm().item(),
+                         "snr": (mean.abs() / var.sqrt().clamp_min(1e-30)).mean().item()})
+    finally:
+        model.estimator = saved
+        model.zero_grad()
+    return pd.DataFrame(rows).set_index("estimator")
 
 
 class _NonReparamNormal(dist.Normal):
