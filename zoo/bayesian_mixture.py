@@ -217,19 +217,38 @@ class BayesianGaussianMixture(GaussianMixture):
 
     def _em_iteration(self, Z, temperature):
         acc = self._new_stats(Z)
-        neg_entropy = torch.zeros((), dtype=_STAT, device=Z.device)
+        total_norm = torch.zeros((), dtype=_STAT, device=Z.device)
         for sl in self._chunks(Z.shape[0]):
             z = Z[sl]
             resp = self._scores(z)
-            tempered_responsibilities(resp, temperature, dim=self._kdim())
-            neg_entropy += torch.special.xlogy(resp, resp).sum(dtype=_STAT)
+            total_norm += tempered_responsibilities(resp, temperature, dim=self._kdim()).sum(dtype=_STAT)
             self._accumulate(acc, z, resp)
+        stats = self._finish_stats(acc)
+        # sum r log r = sum_nk r_nk s_nk - sum_n logsumexp_k s_nk with the E-step scores s_nk;
+        # the first term from the statistics (no extra pass over the (N, K) responsibilities)
+        neg_entropy = self._expected_scores(stats) - total_norm
         trace = self._elbo_trace
-        self._params = self._params_from_stats(self._finish_stats(acc), neg_entropy=neg_entropy)
+        self._params = self._params_from_stats(stats, neg_entropy=neg_entropy)
         trace.append(self._params["elbo"])
         self._params["elbo_trace"] = trace
         self._refresh()
         return self._params["bound"]
+
+    def _expected_scores(self, stats):
+        """``sum_nk r_nk s_nk`` for the current parameters' E-step scores ``s_nk = const_k
+        - (x_n - m_k)^T P_k (x_n - m_k) / 2`` and the responsibilities behind ``stats``."""
+        p, d = self._params, self._d
+        U, m = p["prec_chol"], p["means"]
+        if self._kind == "full":
+            n, sx, sxx = stats[:, d, d], stats[:, :d, d], stats[:, :d, :d]
+            P = U @ U.mT
+            Pm = torch.einsum("kde,ke->kd", P, m)
+            quad = (P * sxx).sum((1, 2)) - 2.0 * (Pm * sx).sum(1) + n * (Pm * m).sum(1)
+        else:
+            n, sx, sxx = stats[:, 2 * d], stats[:, d : 2 * d], stats[:, :d]
+            P = U * U
+            quad = (P * (sxx - 2.0 * m * sx + n[:, None] * m * m)).sum(1)
+        return (p["const"] * n).sum() - 0.5 * quad.sum()
 
     def _estimate_log_weights(self):
         return cavi.expected_log_weights(self._params["conc"], self._prior.weight_type)
