@@ -29,7 +29,7 @@ import pyro.distributions as dist
 import torch
 from pyro.nn import PyroModule, PyroParam
 from pyro.ops.indexing import Vindex
-from torch.distributions import biject_to, constraints
+from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
 from inference import cavi
@@ -99,6 +99,7 @@ class _CholeskyVecToPD(Transform):
 
 
 @biject_to.register(_PrecisionMatrix)
+@transform_to.register(_PrecisionMatrix)
 def _precision_bijection(constraint):
     return _CholeskyVecToPD(constraint.dim)
 
