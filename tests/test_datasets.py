@@ -24,3 +24,63 @@ def test_blobs_are_seeded_and_return_truth():
 def test_sklearn_sets():
     assert zoo.load_dataset("iris").data.shape == (150, 4)
     assert zoo.load_dataset("digits").data.shape == (1797, 64)
+
+
+def _write_idx(path, arr, code, compress=False):
+    import gzip
+    import struct
+
+    header = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", s) for s in arr.shape)
+    payload = header + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    path.write_bytes(gzip.compress(payload) if compress else payload)
+
+
+def test_mnist_idx_reader_round_trips(tmp_path):
+    from zoo.datasets import load_mnist_idx
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(3, 4, 5), dtype=np.uint8)
+    labels = np.array([7, 1, 0], dtype=np.uint8)
+    _write_idx(tmp_path / "img.idx", images, 0x08)
+    _write_idx(tmp_path / "lab.idx.gz", labels, 0x08, compress=True)
+    floats = rng.standard_normal((2, 3)).astype(np.float32)
+    _write_idx(tmp_path / "f.idx", floats, 0x0D)
+    np.testing.assert_array_equal(load_mnist_idx(tmp_path / "img.idx"), images)
+    np.testing.assert_array_equal(load_mnist_idx(tmp_path / "lab.idx.gz"), labels)
+    np.testing.assert_array_equal(load_mnist_idx(tmp_path / "f.idx"), floats)
+
+
+def test_mnist_idx_reader_refuses_bad_files(tmp_path):
+    import pytest
+
+    from zoo.datasets import load_mnist_idx
+
+    (tmp_path / "magic").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x05")
+    with pytest.raises(ValueError, match="magic number"):
+        load_mnist_idx(tmp_path / "magic")
+    (tmp_path / "code").write_bytes(b"\x00\x00\x07\x01\x00\x00\x00\x01\x05")
+    with pytest.raises(ValueError, match="unknown IDX type code 0x07"):
+        load_mnist_idx(tmp_path / "code")
+    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02\x05")
+    with pytest.raises(ValueError, match=r"declares shape \(2, 2\)"):
+        load_mnist_idx(tmp_path / "short")
+    with pytest.raises(ValueError, match="no IDX file"):
+        load_mnist_idx(tmp_path / "missing")
+
+
+def test_binary_digits_split_is_fixed_and_binary():
+    a = zoo.load_dataset("binary_digits")
+    b = zoo.load_dataset("binary_digits")
+    np.testing.assert_array_equal(a.test_data, b.test_data)
+    assert a.data.shape[1] == 64 and len(a.data) + len(a.test_data) == 1797
+    assert set(np.unique(a.data)) <= {0.0, 1.0}
+    raw = zoo.load_dataset("digits").data
+    assert abs(a.data.mean() - (raw > 8).mean()) < 0.02  # the same threshold on the raw pixels
+
+
+def test_synthetic_binary_data():
+    ds = zoo.load_dataset("binary", n_samples=200, n_features=10, latent_dim=2, n_test=50)
+    assert ds.data.shape == (200, 10) and ds.test_data.shape == (50, 10)
+    assert set(np.unique(ds.data)) <= {0.0, 1.0}
+    p = 1 / (1 + np.exp(-(ds.truth["z"] @ ds.truth["W"].T + ds.truth["b"])))
+    assert abs(ds.data.mean() - p.mean()) < 0.03

@@ -61,7 +61,7 @@ class Autoencoder(ZooModel):
         ``noise`` during training) or ``"sparse"`` (penalty ``beta * sum_j KL(rho || rho_hat_j)``).
     likelihood : ``"bernoulli"`` (cross-entropy) or ``"gaussian"`` (squared error).
 
-    Codes are sigmoid units in (0, 1). Data (N, D); latent site ``code`` (N, C) in plate ``data``.
+    Codes are linear units, sigmoid units in (0, 1) for the sparse variant. Data (N, D); latent site ``code`` (N, C) in plate ``data``.
     """
 
     max_plate_nesting = 1
@@ -86,7 +86,7 @@ class Autoencoder(ZooModel):
         if not beta >= 0:
             raise ValueError(f"beta must be non-negative, got {beta}")
         self.noise, self.rho, self.beta = float(noise), float(rho), float(beta)
-        self.encoder = CodeEncoder(n_features, code_dim, self.hidden, activation)
+        self.encoder = CodeEncoder(n_features, code_dim, self.hidden, activation, sigmoid=self.kind == "sparse")
         self.decoder = Decoder(code_dim, n_features, self.hidden, activation)
         self._names = {k: f"ae{next(_ids)}.{k}" for k in ("encoder", "decoder")}
         self._guide = None

@@ -58,15 +58,19 @@ class GaussianEncoder(nn.Module):
 
 
 class CodeEncoder(nn.Module):
-    """Deterministic encoder of the autoencoders: x (..., n_features) -> code (..., code_dim) in (0, 1)
-    (sigmoid units, so that a unit's mean activation is a rate, as the sparse penalty needs)."""
+    """Deterministic encoder of the autoencoders: x (..., n_features) -> code (..., code_dim); linear
+    units, or sigmoid units in (0, 1) with ``sigmoid=True`` (a unit's mean activation is then a rate, as
+    the sparse penalty needs)."""
 
-    def __init__(self, n_features: int, code_dim: int, hidden=(200,), activation: str = "relu"):
+    def __init__(self, n_features: int, code_dim: int, hidden=(200,), activation: str = "relu",
+                 sigmoid: bool = False):
         super().__init__()
+        self.sigmoid = bool(sigmoid)
         self.net = mlp((n_features, *check_hidden(hidden), code_dim), activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(x))
+        out = self.net(x)
+        return torch.sigmoid(out) if self.sigmoid else out
 
 
 class Decoder(nn.Module):
