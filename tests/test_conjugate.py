@@ -89,6 +89,8 @@ def test_dtype_follows_the_data():
 def test_invalid_arguments_are_refused():
     with pytest.raises(ValueError, match="noise_corr must lie in"):
         ConjugateGaussian(noise_corr=1.0)
+    with pytest.raises(ValueError, match="unknown init 'zero'.*data_mean.*prior"):
+        ConjugateGaussian(init="zero")
     with pytest.raises(ValueError, match="prior_scale must be positive"):
         ConjugateGaussian(prior_scale=0.0)
     with pytest.raises(ValueError, match="noise_scale must be a finite number"):

@@ -22,11 +22,13 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from ._checks import as_data_tensor
+from ._checks import as_data_tensor, check_choice
 from .base import ZooModel
 from .registry import register_model
 
 __all__ = ["ConjugateGaussian", "normal_normal", "correlated_gaussian"]
+
+INITS = ("data_mean", "prior")
 
 
 class ConjugateGaussian(ZooModel):
@@ -39,6 +41,8 @@ class ConjugateGaussian(ZooModel):
     noise_scale : marginal standard deviation of the noise.
     noise_corr : correlation rho between any two noise coordinates; for D features it must lie
         in (-1 / (D - 1), 1) so that Sigma is positive definite.
+    init : where guides start ``mu``: ``"data_mean"`` (next to the posterior mean) or ``"prior"``
+        (the prior median, Pyro's default: a fit then has a long way to go).
     """
 
     discrete_sites = ()
@@ -46,8 +50,9 @@ class ConjugateGaussian(ZooModel):
     site_dims = {"mu": ["feature"]}
 
     def __init__(self, *, prior_loc: float = 0.0, prior_scale: float = 10.0, noise_scale: float = 1.0,
-                 noise_corr: float = 0.0):
+                 noise_corr: float = 0.0, init: str = "data_mean"):
         super().__init__()
+        self.init = check_choice(init, INITS, "init")
         for name, value in [("prior_loc", prior_loc), ("prior_scale", prior_scale), ("noise_scale", noise_scale),
                             ("noise_corr", noise_corr)]:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -100,8 +105,8 @@ class ConjugateGaussian(ZooModel):
         return lik.log_prob(data)
 
     def init_values(self, data, seed=0):
-        """``mu`` starts at the data mean."""
-        return {"mu": data.mean(0).clone()}
+        """``mu`` at the data mean (``init="data_mean"``), or ``None``: the prior median."""
+        return {"mu": data.mean(0).clone()} if self.init == "data_mean" else None
 
     # --- closed forms ---------------------------------------------------------
     def exact_posterior(self, data) -> tuple[torch.Tensor, torch.Tensor]:
