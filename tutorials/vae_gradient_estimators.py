@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Gradient estimators of the VAE's ELBO
+#
+# The ELBO of a VAE, E_q[log p(x|z)] - KL(q(z|x) || p(z)), has to be differentiated with respect to
+# the encoder's parameters through an expectation under q. `zoo.vae.VAE` swaps the estimator with one
+# string: `reparam` (SGVB A), `analytic_kl` (SGVB B: closed-form KL), `score_function` (REINFORCE with
+# a baseline) and `iwae` (the k-sample importance-weighted bound). We compare their gradient variance
+# at fixed parameters, then what each reaches on binarised digits.
+#
+# Set `SMOKE=1` for a fast run; set `OUT=folder` to save the figure.
+
+# %%
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import pyro  # noqa: E402
+import torch  # noqa: E402
+
+import zoo  # noqa: E402
+import inference  # noqa: E402
+from zoo.vae import VAE, gradient_variance  # noqa: E402
+
+SMOKE = os.environ.get("SMOKE") == "1"
+OUT = os.environ.get("OUT")
+torch.manual_seed(0)
+pyro.set_rng_seed(0)
+torch.set_num_threads(2)
+
+ds = zoo.load_dataset("binary_digits")
+xtr, xte = torch.tensor(ds.data), torch.tensor(ds.test_data)
+HIDDEN, LATENT = (16 if SMOKE else 128), (4 if SMOKE else 8)
+STEPS = 30 if SMOKE else 2000
+DRAWS = 10 if SMOKE else 200
+K = 100 if SMOKE else 5000
+print(f"train {tuple(xtr.shape)}, test {tuple(xte.shape)}")
+
+# %% [markdown]
+# ## Gradient variance at fixed parameters and batch
+#
+# Each row: `DRAWS` independent gradients of the same loss on the same batch of 64 images, with the
+# parameters held fixed; the variance per coordinate of the encoder's gradient, averaged.
+
+# %%
+model = VAE(64, LATENT, (HIDDEN,))
+table = gradient_variance(model, xtr[:64], ("reparam", "analytic_kl", "score_function", "iwae"),
+                          num_draws=DRAWS, burn_in=3 if SMOKE else 20)
+table["relative_to_reparam"] = table["mean_variance"] / table.loc["reparam", "mean_variance"]
+print(table.round(4).to_string())
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.bar(table.index, table["mean_variance"])
+ax.set_yscale("log")
+ax.set_ylabel("mean gradient variance (encoder)")
+ax.set_title("Gradient variance per estimator")
+fig.tight_layout()
+if OUT:
+    os.makedirs(OUT, exist_ok=True)
+    fig.savefig(os.path.join(OUT, "vae_gradient_variance.png"), dpi=120)
+plt.close(fig)
+
+# %% [markdown]
+# The score function's variance is orders of magnitude above the reparameterised estimators', even
+# with a decaying-average baseline; the closed-form KL removes the KL term's share of the noise.
+#
+# ## What each estimator reaches
+#
+# Same architecture, steps, seed and minibatch size; test ELBO, the 5-sample IWAE bound and the
+# K-sample importance-sampled log-likelihood (nats per test image).
+
+# %%
+rows = []
+for est in ("reparam", "analytic_kl", "score_function", "iwae"):
+    m = VAE(64, LATENT, (HIDDEN,), estimator=est, num_particles=5 if est == "iwae" else 1)
+    inference.fit(m, xtr, guide="custom", num_steps=STEPS, lr=3e-3, batch_size=128, progress_bar=False, seed=0)
+    rows.append({"estimator": est, "test_elbo": m.elbo(xte, num_samples=20).mean().item(),
+                 "iwae_5": m.iwae_bound(xte, 5).mean().item(),
+                 f"loglik_{K}": m.log_likelihood(xte, K).mean().item()})
+print(pd.DataFrame(rows).set_index("estimator").round(3).to_string())
+
+# %% [markdown]
+# Each row reads ELBO <= IWAE_5 <= log-likelihood estimate (each up to Monte Carlo error). The
+# score-function VAE trains slowest: its noisy encoder gradient is visible in the ELBO it reaches.
+
+# %%
+import sys  # noqa: E402
+
+import numpy, sklearn  # noqa: E401,E402
+
+print(f"python {sys.version.split()[0]}, torch {torch.__version__}, pyro {pyro.__version__}, "
+      f"numpy {numpy.__version__}, scikit-learn {sklearn.__version__}, pandas {pd.__version__}")
