@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyro
 import torch
-from pyro.infer import MCMC, NUTS, JitTraceEnum_ELBO, TraceEnum_ELBO
+from pyro.infer import MCMC, NUTS, JitTrace_ELBO, JitTraceEnum_ELBO, Trace_ELBO, TraceEnum_ELBO
 from pyro.infer.autoguide.initialization import init_to_median, init_to_value
 from pyro.poutine.util import site_is_subsample
 from tqdm.auto import tqdm
@@ -30,6 +30,7 @@ METHODS = {
     "nuts": "the No-U-Turn sampler, the reference posterior",
     "em": "expectation-maximisation: exact E-step by enumeration, closed-form or L-BFGS M-step",
     "coordinate": "the model's own EM-style coordinate updates (e.g. GLGAE: encode every datum, then update)",
+    "cavi": "mean-field variational Bayes by coordinate ascent (conjugate models: bayesian_gmm)",
 }
 
 
@@ -85,7 +86,9 @@ def fit(
     ----------
     model : a zoo model (``zoo.create_model(...)``) or a registered model name.
     data : array-like of shape (N, D) or (N,), NumPy or torch; its device is the fit's device.
-    method : ``"svi"``, ``"map"`` or ``"nuts"``.
+    method : a name of :data:`METHODS`: ``"svi"``, ``"map"``, ``"nuts"``, ``"em"``, ``"coordinate"`` or
+        ``"cavi"`` (conjugate models: ``num_steps`` caps the CAVI iterations, ``tol`` (default 1e-3) is
+        the ELBO change that stops them; see :func:`inference.cavi.fit_cavi`).
     guide : a registered guide name (``guides.list_guides()``); default ``"normal"`` for SVI,
         ``"delta"`` for MAP. Ignored by NUTS.
     num_steps, lr, betas, lr_decay : SVI steps and Adam settings; the learning rate is multiplied
@@ -118,7 +121,7 @@ def fit(
     jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
 
     The loss is the model's own ELBO when it has ``make_elbo(jit=...)`` (the VAE's gradient estimator),
-    else ``TraceEnum_ELBO`` with the enumerated sites summed out. A model with ``max_posterior_draws``
+    else ``TraceEnum_ELBO`` with the enumerated sites summed out (``Trace_ELBO`` for a model without any). A model with ``max_posterior_draws``
     (local latents, N x L per draw: the VAE) keeps at most that many guide draws in ``FitResult.samples``.
     """
     if not isinstance(method, str) or method not in METHODS:
@@ -164,7 +167,7 @@ def fit(
         raise ValueError(f"unknown nuts_init {nuts_init!r}; known: 'map', 'prior', a FitResult or a dict")
     data = model.check_data(data)
     model.to(data.device)
-    check_discrete_sites(model.model, data)
+    enumerated = check_discrete_sites(model.model, data)
 
     if method == "em":
         from .pyro_em import fit_em
@@ -174,6 +177,15 @@ def fit(
                              "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")
         return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step,
                       seed=seed, progress_bar=progress_bar)
+
+    if method == "cavi":
+        from .cavi import fit_cavi
+
+        if not hasattr(model, "cavi_estimator"):
+            raise ValueError(f"{type(model).__name__} has no conjugate coordinate updates; method 'cavi' is for "
+                             "conjugate models such as 'bayesian_gmm'")
+        return fit_cavi(model, data, max_iter=num_steps, tol=1e-3 if tol is None else tol, seed=seed,
+                        num_samples=num_samples, progress_bar=progress_bar)
 
     if method == "coordinate":
         if not hasattr(model, "coordinate_fit"):
@@ -199,8 +211,12 @@ def fit(
     if hasattr(model, "make_elbo"):
         elbo = model.make_elbo(jit=jit_loss)
     else:
-        elbo = (JitTraceEnum_ELBO if jit_loss else TraceEnum_ELBO)(max_plate_nesting=model.max_plate_nesting,
-                                                                   **({"ignore_jit_warnings": True} if jit_loss else {}))
+        # TraceEnum_ELBO sums the enumerated sites out; a model without any gets plain Trace_ELBO
+        if enumerated:
+            cls = JitTraceEnum_ELBO if jit_loss else TraceEnum_ELBO
+        else:
+            cls = JitTrace_ELBO if jit_loss else Trace_ELBO
+        elbo = cls(max_plate_nesting=model.max_plate_nesting, **({"ignore_jit_warnings": True} if jit_loss else {}))
     loss_kwargs = {} if batch_size is None else {"subsample_size": min(batch_size, data.shape[0])}
 
     def build(run_seed):

@@ -35,7 +35,7 @@ def test_denoising_zeroes_the_stated_fraction():
 def test_autoencoder_beats_the_data_mean(kind):
     x = _digits(300)
     ae = Autoencoder(64, 8, (32,), kind=kind, beta=0.5)
-    res = inference.fit(ae, x, guide="custom", num_steps=100, lr=1e-2, batch_size=150, progress_bar=False)
+    res = inference.fit(ae, x, guide="custom", num_steps=300, lr=1e-2, batch_size=150, progress_bar=False)
     assert res.losses[-1] < res.losses[0]
     p = x.mean(0).clamp(1e-3, 1 - 1e-3)
     mean_baseline = -(x * p.log() + (1 - x) * (1 - p).log()).sum(-1).mean().item()

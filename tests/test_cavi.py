@@ -166,3 +166,16 @@ def test_fit_cavi_on_cuda():
     assert r.samples["locs"].device.type == "cuda"
     _, ref = _cavi("full", "dirichlet_process")
     assert r.posterior_guide.elbo_ == pytest.approx(ref.posterior_guide.elbo_, rel=1e-6)
+
+
+def test_fit_dispatches_method_cavi():
+    """inference.fit(method="cavi") is fit_cavi with num_steps as max_iter and the same seed."""
+    X = _blobs()
+    m = BayesianGMM(3, covariance_type="diag")
+    r = inference.fit(m, X, method="cavi", num_steps=300, tol=1e-8, num_samples=20, progress_bar=False, seed=2)
+    _, direct = _cavi("diag", "dirichlet_process", X=X, seed=2)
+    assert r.method == "cavi" and r.num_draws == 20
+    np.testing.assert_allclose(r.losses, direct.losses, rtol=1e-10)
+    assert "cavi" in inference.list_methods()
+    with pytest.raises(ValueError, match="no conjugate coordinate updates"):
+        inference.fit(create_model("gmm", K=2), X, method="cavi", progress_bar=False)

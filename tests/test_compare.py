@@ -1,8 +1,5 @@
 """inference.compare: guides against exact and sampled references, evidence, label switching."""
 import math
-import os
-import runpy
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +11,6 @@ import zoo
 import zoo.conjugate  # noqa: F401  (registers the conjugate models)
 from inference.compare import align_components, compare, energy_distance, importance_log_evidence
 
-ROOT = Path(__file__).resolve().parents[1]
 GAUSSIAN_GUIDES = ["normal", "mvn", "lowrank"]
 
 
@@ -176,14 +172,6 @@ def test_invalid_arguments_are_refused():
         compare(model, data, guides=["normal"], reference="exact", num_samples=0)
     with pytest.raises(ValueError, match="NaN"):
         compare(model, data.masked_fill(torch.eye(10, 2, dtype=torch.bool), float("nan")), reference="exact")
-
-
-def test_swapping_guides_tutorial_runs_in_smoke_mode(monkeypatch, tmp_path):
-    monkeypatch.setenv("SMOKE", "1")
-    monkeypatch.setenv("TUTORIAL_OUT", str(tmp_path))
-    runpy.run_path(str(ROOT / "tutorials" / "swapping_guides.py"), run_name="__main__")
-    assert sorted(p.name for p in tmp_path.glob("*.png"))  # its figures were written
-    plt.close("all")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,9 +8,18 @@ import guides
 import inference
 import zoo
 
-SMALL_KWARGS = {"gmm": dict(K=2), "glgae": dict(K=3, D=2, E=2)}
+SMALL_KWARGS = {
+    "gmm": dict(K=2), "glgae": dict(K=3, D=2, E=2), "bayesian_gmm": dict(K=2, covariance_type="diag"),
+    "vae": dict(n_features=12, latent_dim=2, hidden=(16,)), "autoencoder": dict(n_features=12, code_dim=2, hidden=(16,)),
+}
+
+
+def _binary():
+    return torch.tensor(zoo.datasets.make_binary(40, n_features=12, random_state=3).data)
+
+
 # Models that need other data than 40 two-dimensional blob points: name -> data factory.
-SMALL_DATA = {}
+SMALL_DATA = {"vae": _binary, "autoencoder": _binary}
 
 
 def small_data(model_name=None):
@@ -36,7 +45,8 @@ def test_unknown_method_lists_known_names():
 
 
 def test_registries_list_what_the_issue_names():
-    assert {"gmm", "glgae"} <= set(zoo.list_models())
+    assert {"gmm", "glgae", "bayesian_gmm", "vae", "autoencoder", "normal_normal",
+            "correlated_gaussian"} <= set(zoo.list_models())
     assert {"delta", "normal", "mvn", "lowrank", "laplace", "flow", "custom"} <= set(guides.list_guides())
     assert zoo.list_models("gm*") == ["gmm"]
 

@@ -1,6 +1,4 @@
 """inference.views: ArviZ figures over FitResult, posterior predictive draws, LOO across K."""
-import runpy
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +10,6 @@ import zoo
 import zoo.conjugate  # noqa: F401  (registers the conjugate models)
 from inference import views
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +106,6 @@ def test_loo_picks_three_components_on_three_clusters(fits_by_K):
     plt.close(fig)
     with pytest.raises(ValueError, match="at least two"):
         views.loo_compare({"K=3": fits_by_K["K=3"]})
-
-
-def test_inspecting_posteriors_tutorial_runs_in_smoke_mode(monkeypatch, tmp_path):
-    monkeypatch.setenv("SMOKE", "1")
-    monkeypatch.setenv("TUTORIAL_OUT", str(tmp_path))
-    runpy.run_path(str(ROOT / "tutorials" / "inspecting_posteriors.py"), run_name="__main__")
-    assert {"trace.png", "rank.png", "ppc.png", "loo_compare.png"} <= {p.name for p in tmp_path.glob("*.png")}
-    plt.close("all")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

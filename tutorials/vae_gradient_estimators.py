@@ -20,14 +20,16 @@
 # a baseline) and `iwae` (the k-sample importance-weighted bound). We compare their gradient variance
 # at fixed parameters, then what each reaches on binarised digits.
 #
-# Set `SMOKE=1` for a fast run; set `OUT=folder` to save the figure.
+# `SMOKE=1` shrinks every size (the test suite runs it that way); `TUTORIAL_OUT=DIR` saves the figures.
 
 # %%
 import os
+from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if os.environ.get("TUTORIAL_OUT"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyro  # noqa: E402
@@ -35,13 +37,23 @@ import torch  # noqa: E402
 
 import zoo  # noqa: E402
 import inference  # noqa: E402
+from inference.plots import save_figure  # noqa: E402
 from zoo.vae import VAE, gradient_variance  # noqa: E402
 
+SEED = 0
 SMOKE = os.environ.get("SMOKE") == "1"
-OUT = os.environ.get("OUT")
-torch.manual_seed(0)
-pyro.set_rng_seed(0)
-torch.set_num_threads(2)
+OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None
+torch.manual_seed(SEED)
+pyro.set_rng_seed(SEED)
+
+
+def show(fig, name):
+    """Save the figure (atomically, as PNG) when an output folder is given; close it either way."""
+    if OUT is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        save_figure(fig, OUT / f"{name}.png")
+    plt.close(fig)
+
 
 ds = zoo.load_dataset("binary_digits")
 xtr, xte = torch.tensor(ds.data), torch.tensor(ds.test_data)
@@ -71,10 +83,7 @@ ax.set_yscale("log")
 ax.set_ylabel("mean gradient variance (encoder)")
 ax.set_title("Gradient variance per estimator")
 fig.tight_layout()
-if OUT:
-    os.makedirs(OUT, exist_ok=True)
-    fig.savefig(os.path.join(OUT, "vae_gradient_variance.png"), dpi=120)
-plt.close(fig)
+show(fig, "vae_gradient_variance")
 
 # %% [markdown]
 # The score function's variance is orders of magnitude above the reparameterised estimators', even
@@ -89,7 +98,7 @@ plt.close(fig)
 rows = []
 for est in ("reparam", "analytic_kl", "score_function", "iwae"):
     m = VAE(64, LATENT, (HIDDEN,), estimator=est, num_particles=5 if est == "iwae" else 1)
-    inference.fit(m, xtr, guide="custom", num_steps=STEPS, lr=3e-3, batch_size=128, progress_bar=False, seed=0)
+    inference.fit(m, xtr, guide="custom", num_steps=STEPS, lr=3e-3, batch_size=128, progress_bar=False, seed=SEED)
     rows.append({"estimator": est, "test_elbo": m.elbo(xte, num_samples=20).mean().item(),
                  "iwae_5": m.iwae_bound(xte, 5).mean().item(),
                  f"loglik_{K}": m.log_likelihood(xte, K).mean().item()})

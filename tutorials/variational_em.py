@@ -24,18 +24,19 @@
 # * **SVI** on the same Pyro model (`zoo.bayes_gmm`), with the conjugate guide and with the
 #   mean-field `normal` guide.
 #
-# `SMOKE=1 python tutorials/variational_em.py` runs a small version in seconds; pass an
-# output folder as the first argument to save the figures.
+# `SMOKE=1` shrinks every size (the test suite runs it that way); `TUTORIAL_OUT=DIR` saves the figures.
 
 # %%
 import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if os.environ.get("TUTORIAL_OUT"):
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyro  # noqa: E402
@@ -43,19 +44,28 @@ import sklearn  # noqa: E402
 import torch  # noqa: E402
 from sklearn.mixture import BayesianGaussianMixture as SkBGM  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))) if "__file__" in globals() else ".")
 import inference  # noqa: E402
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo  # noqa: E402
+from inference.plots import save_figure  # noqa: E402
 from zoo.bayes_gmm import BayesianGMM  # noqa: E402
 from zoo.bayesian_mixture import BayesianGaussianMixture  # noqa: E402
 
 SMOKE = os.environ.get("SMOKE") == "1"
-OUT = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None
+OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None
 SEED = 0
 np.random.seed(SEED)
 torch.manual_seed(SEED)
 pyro.set_rng_seed(SEED)
 warnings.filterwarnings("ignore")
+
+
+def show(fig, name):
+    """Save the figure (atomically, as PNG) when an output folder is given; close it either way."""
+    if OUT is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        save_figure(fig, OUT / f"{name}.png")
+    plt.close(fig)
+
 
 N = 60 if SMOKE else 300
 SVI_STEPS = 30 if SMOKE else 1500
@@ -135,10 +145,7 @@ lo = min(min(t[len(t) // 10:]) for _, _, _, t in results)
 ax.set_ylim(lo - 20, max(max(t) for _, _, _, t in results) + 5)
 ax.legend()
 fig.tight_layout()
-if OUT:
-    os.makedirs(OUT, exist_ok=True)
-    fig.savefig(os.path.join(OUT, "elbo_traces.png"), dpi=120)
-plt.close(fig)
+show(fig, "elbo_traces")
 
 fig, ax = plt.subplots(figsize=(6, 3))
 width = 0.4
@@ -148,9 +155,7 @@ ax.set_xlabel("component")
 ax.set_ylabel("posterior-mean weight")
 ax.legend()
 fig.tight_layout()
-if OUT:
-    fig.savefig(os.path.join(OUT, "weights.png"), dpi=120)
-plt.close(fig)
+show(fig, "weights")
 
 # %% [markdown]
 # ## Versions

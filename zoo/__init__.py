@@ -13,8 +13,14 @@ from .glgae import GLGAE  # noqa: E402
 from .gaussian_mixture import GaussianMixture, KMeans  # noqa: E402
 from .linear_mixture import MixtureOfLinearModels  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
+from .bayesian_mixture import BayesianGaussianMixture  # noqa: E402
+from .bayes_gmm import BayesianGMM  # noqa: E402
+from .conjugate import ConjugateGaussian  # noqa: E402
+from .vae import VAE, PlainVAE  # noqa: E402
+from .autoencoders import Autoencoder  # noqa: E402
 
 __all__ = [
     "ZooModel", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels", "create_model", "list_models", "register_model",
-    "datasets", "load_dataset", "list_datasets",
+    "datasets", "load_dataset", "list_datasets", "BayesianGaussianMixture", "BayesianGMM", "ConjugateGaussian",
+    "VAE", "PlainVAE", "Autoencoder",
 ]
