@@ -88,7 +88,8 @@ class Autoencoder(ZooModel):
         self.noise, self.rho, self.beta = float(noise), float(rho), float(beta)
         self.encoder = CodeEncoder(n_features, code_dim, self.hidden, activation, sigmoid=self.kind == "sparse")
         self.decoder = Decoder(code_dim, n_features, self.hidden, activation)
-        self._names = {k: f"ae{next(_ids)}.{k}" for k in ("encoder", "decoder")}
+        uid = next(_ids)
+        self._names = {k: f"ae{uid}.{k}" for k in ("encoder", "decoder")}
         self._guide = None
 
     @property

@@ -42,6 +42,8 @@ from pyro.infer import (
     TraceMeanField_ELBO,
 )
 from pyro.infer.enum import get_importance_trace
+from pyro.params import param_with_module_name
+from torch.distributions import constraints, register_kl
 from torch import nn
 from torch.nn import functional as F
 
@@ -50,7 +52,7 @@ from .base import ZooModel
 from .nets import Decoder, GaussianEncoder, check_hidden
 from .registry import register_model
 
-__all__ = ["VAE", "vae", "ESTIMATORS", "ImportanceWeightedELBO", "gradient_variance", "PlainVAE",
+__all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows", "ImportanceWeightedELBO", "gradient_variance", "PlainVAE",
            "check_binary"]
 
 ESTIMATORS = {
@@ -62,6 +64,7 @@ ESTIMATORS = {
 BASELINES = ("average", "net", "average+net", "none")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _ids = itertools.count()
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def check_binary(x: torch.Tensor, name: str = "data") -> None:
@@ -71,6 +74,128 @@ def check_binary(x: torch.Tensor, name: str = "data") -> None:
         example = x[bad].flatten()[0].item()
         raise ValueError(f"{name} must be binary (0/1) for the Bernoulli decoder; found {int(bad.sum())} other "
                          f"values (e.g. {example}); binarise it (x > threshold) or use likelihood='gaussian'")
+
+
+class BernoulliRows(dist.TorchDistribution):
+    """Independent Bernoulli features, one row per datum: event shape (D,), ``log_prob`` (batch,) summed over
+    the features. The same law as ``Bernoulli(logits=...).to_event(1)``, with the sign applied after the
+    sum (no full-size negation in the forward or backward pass of a training step)."""
+
+    arg_constraints = {"logits": constraints.real}
+    support = constraints.independent(constraints.boolean, 1)
+    has_rsample = False
+
+    def __init__(self, logits: torch.Tensor, validate_args=None):
+        self.logits = logits
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
+
+    @property
+    def probs(self):
+        return torch.sigmoid(self.logits)
+
+    @property
+    def mean(self):
+        return self.probs
+
+    def expand(self, batch_shape, _instance=None):
+        return BernoulliRows(self.logits.expand(torch.Size(batch_shape) + self.event_shape))
+
+    def log_prob(self, value):
+        logits = self.logits
+        if value.shape != logits.shape:
+            logits, value = torch.broadcast_tensors(logits, value)
+        return -F.binary_cross_entropy_with_logits(logits, value, reduction="none").sum(-1)
+
+    def sample(self, sample_shape=torch.Size()):
+        with torch.no_grad():
+            return torch.bernoulli(self.probs.expand(self.shape(sample_shape)))
+
+
+class DiagNormalRows(dist.TorchDistribution):
+    """N(loc, diag scale^2) with event shape (L,): ``Normal(loc, scale).to_event(1)``, whose ``log_prob`` at
+    its own latest ``rsample`` reuses the standard-normal noise (log q = -eps^2/2 - log scale - log 2 pi / 2,
+    summed): the same value and gradient as recomputing (z - loc) / scale, in fewer operations."""
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.independent(constraints.real, 1)
+    has_rsample = True
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, validate_args=None):
+        self.loc, self.scale = loc, scale
+        self._last = None
+        super().__init__(loc.shape[:-1], loc.shape[-1:], validate_args=validate_args)
+
+    @property
+    def mean(self):
+        return self.loc
+
+    @property
+    def variance(self):
+        return self.scale.pow(2)
+
+    def expand(self, batch_shape, _instance=None):
+        shape = torch.Size(batch_shape) + self.event_shape
+        return DiagNormalRows(self.loc.expand(shape), self.scale.expand(shape))
+
+    def rsample(self, sample_shape=torch.Size()):
+        eps = torch.randn(self.shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)
+        z = self.loc + self.scale * eps
+        self._last = (z, eps)
+        return z
+
+    def log_prob(self, value):
+        last = self._last
+        eps = last[1] if last is not None and value is last[0] else (value - self.loc) / self.scale
+        return -0.5 * eps.pow(2).sum(-1) - self.scale.log().sum(-1) - 0.5 * self.event_shape[0] * _LOG_2PI
+
+    def entropy(self):
+        return self.scale.log().sum(-1) + 0.5 * self.event_shape[0] * (1.0 + _LOG_2PI)
+
+
+class StandardNormalRows(dist.TorchDistribution):
+    """The prior N(0, I_L), event shape (L,), for a batch of rows; ``dtype``/``device`` of its draws given."""
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.real, 1)
+    has_rsample = True
+
+    def __init__(self, latent_dim: int, batch_shape=torch.Size(), *, dtype=None, device=None, validate_args=None):
+        self.dtype, self.device = dtype, device
+        super().__init__(torch.Size(batch_shape), torch.Size((latent_dim,)), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return StandardNormalRows(self.event_shape[0], batch_shape, dtype=self.dtype, device=self.device)
+
+    @property
+    def mean(self):
+        return torch.zeros(self.shape(), dtype=self.dtype, device=self.device)
+
+    @property
+    def variance(self):
+        return torch.ones(self.shape(), dtype=self.dtype, device=self.device)
+
+    def rsample(self, sample_shape=torch.Size()):
+        return torch.randn(self.shape(sample_shape), dtype=self.dtype, device=self.device)
+
+    def log_prob(self, value):
+        return -0.5 * value.pow(2).sum(-1) - 0.5 * self.event_shape[0] * _LOG_2PI
+
+
+@register_kl(DiagNormalRows, StandardNormalRows)
+def _kl_diag_standard(q, p):
+    return 0.5 * (q.scale.pow(2) + q.loc.pow(2) - 1.0).sum(-1) - q.scale.log().sum(-1)
+
+
+def _register_module(model, key: str, module: nn.Module) -> None:
+    """``pyro.module(model._names[key], module)`` with the (name, parameter) list cached: the same param
+    sites in the trace, without walking the module tree on every call."""
+    cache = model.__dict__.setdefault("_param_sites", {})
+    sites = cache.get(key)
+    if sites is None:
+        sites = cache[key] = [(param_with_module_name(model._names[key], n), p)
+                              for n, p in module.named_parameters() if p.requires_grad]
+    for name, value in sites:
+        pyro.param(name, value)
 
 
 class ImportanceWeightedELBO(ELBO):
@@ -191,7 +316,8 @@ class VAE(ZooModel):
             if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
                 raise ValueError(f"scale must be a positive number or 'learned', got {scale!r}")
             self.register_buffer("log_scale", torch.full((n_features,), math.log(scale)))
-        self._names = {k: f"vae{next(_ids)}.{k}" for k in ("encoder", "decoder", "log_scale", "baseline_net")}
+        uid = next(_ids)
+        self._names = {k: f"vae{uid}.{k}" for k in ("encoder", "decoder", "log_scale", "baseline_net")}
         self._guide = None
 
     # --- data ------------------------------------------------------------------------
@@ -228,34 +354,50 @@ class VAE(ZooModel):
     # --- the Pyro model and guide ------------------------------------------------------
     def _obs_dist(self, out: torch.Tensor):
         if self.likelihood == "bernoulli":
-            return dist.Bernoulli(logits=out, validate_args=False).to_event(1)
+            return BernoulliRows(out, validate_args=False)
         return dist.Normal(out, self.log_scale.exp(), validate_args=False).to_event(1)
+
+    def _apply(self, *args, **kwargs):
+        self.__dict__.pop("_param_sites", None)  # .to(), .double(), .cuda(): rebuild the cached param sites
+        return super()._apply(*args, **kwargs)
+
+    def _minibatch(self, data, idx, subsample_size):
+        """data[idx], indexed once per step: the guide runs first and the model, replaying the guide's
+        subsample, reuses its rows."""
+        if subsample_size is None:
+            return data
+        cached = self.__dict__.pop("_rows", None)
+        if cached is not None and cached[0] is data and cached[1] is idx:
+            return cached[2]
+        x = data[idx]
+        self.__dict__["_rows"] = (data, idx, x)
+        return x
 
     def model(self, data: torch.Tensor, subsample_size: int | None = None):
         """p(z) p(x | z); ``data`` (N, D), ``subsample_size`` draws a minibatch of the data plate."""
-        pyro.module(self._names["decoder"], self.decoder)
+        _register_module(self, "decoder", self.decoder)  # pyro.module, with the parameter list cached
         if self.learn_scale:
             pyro.param(self._names["log_scale"], self.log_scale)
-        zeros = data.new_zeros(self.latent_dim)
         with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
-            x = data if subsample_size is None else data[idx]
-            z = pyro.sample("z", dist.Normal(zeros, zeros + 1.0, validate_args=False).to_event(1))
+            x = self._minibatch(data, idx, subsample_size)
+            z = pyro.sample("z", StandardNormalRows(self.latent_dim, dtype=data.dtype, device=data.device))
             pyro.sample("obs", self._obs_dist(self.decoder(z)), obs=x)
 
     def guide(self, data: torch.Tensor, subsample_size: int | None = None):
         """q(z | x) = N(mu(x), diag sigma(x)^2); without reparameterisation for the score-function estimator."""
-        pyro.module(self._names["encoder"], self.encoder)
+        _register_module(self, "encoder", self.encoder)
         with pyro.plate("data", data.shape[0], subsample_size=subsample_size, device=data.device) as idx:
-            x = data if subsample_size is None else data[idx]
+            x = self._minibatch(data, idx, subsample_size)
             loc, scale = self.encoder(x)
             score = self.estimator == "score_function"
-            fn = (_NonReparamNormal if score else dist.Normal)(loc, scale, validate_args=False).to_event(1)
+            fn = (_NonReparamNormal(loc, scale, validate_args=False).to_event(1) if score
+                  else DiagNormalRows(loc, scale, validate_args=False))
             infer = {}
             if score:
                 if "average" in self.baseline:
                     infer = {"baseline": {"use_decaying_avg_baseline": True, "baseline_beta": 0.95}}
                 if "net" in self.baseline:
-                    pyro.module(self._names["baseline_net"], self.baseline_net)
+                    _register_module(self, "baseline_net", self.baseline_net)
                     infer.setdefault("baseline", {}).update(nn_baseline=_Squeeze(self.baseline_net),
                                                             nn_baseline_input=x)
             pyro.sample("z", fn, infer=infer)
