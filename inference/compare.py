@@ -216,9 +216,6 @@ class Comparison:
         """Energy distance per site and guide (bars, log scale), and up to ``max_marginals``
         marginal densities (the first elements of each site) of every guide against the reference.
         Returns a matplotlib Figure with 1 + the number of marginals axes."""
-        import matplotlib
-
-        matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         if isinstance(max_marginals, bool) or not isinstance(max_marginals, int) or max_marginals < 0:

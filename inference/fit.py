@@ -79,6 +79,7 @@ def fit(
     guide_kwargs: dict | None = None,
     batch_size: int | None = None,
     jit_loss: bool = False,
+    num_particles: int = 1,
 ) -> FitResult:
     """Fit ``model`` to ``data``.
 
@@ -119,6 +120,9 @@ def fit(
         plate (the loss is scaled to the full data). Needs a model with ``supports_minibatch`` (the VAE,
         the autoencoders) and its ``custom`` guide, which subsamples the same plate. ``None``: full batch.
     jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
+    num_particles : Monte Carlo draws of the guide per SVI step, vectorised (Pyro's ELBO
+        ``num_particles``): the gradient's noise falls as 1/sqrt(num_particles). A model with its own
+        ELBO (the VAE) sets its draws itself (``VAE(num_particles=...)``).
 
     The loss is the model's own ELBO when it has ``make_elbo(jit=...)`` (the VAE's gradient estimator),
     else ``TraceEnum_ELBO`` with the enumerated sites summed out (``Trace_ELBO`` for a model without any). A model with ``max_posterior_draws``
@@ -128,7 +132,8 @@ def fit(
         raise ValueError(f"unknown method {method!r}; known methods: {', '.join(list_methods())}")
     model = _resolve_model(model)
     for name, value in [("num_steps", num_steps), ("restarts", restarts), ("num_samples", num_samples),
-                        ("num_chains", num_chains), ("patience", patience), ("checkpoint_every", checkpoint_every)]:
+                        ("num_chains", num_chains), ("patience", patience), ("checkpoint_every", checkpoint_every),
+                        ("num_particles", num_particles)]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if isinstance(num_warmup, bool) or not isinstance(num_warmup, int) or num_warmup < 0:
@@ -209,6 +214,9 @@ def fit(
 
     start = time.perf_counter()
     if hasattr(model, "make_elbo"):
+        if num_particles != 1:
+            raise ValueError(f"{type(model).__name__} supplies its own ELBO; set its num_particles when building it, "
+                             "not fit(num_particles=...)")
         elbo = model.make_elbo(jit=jit_loss)
     else:
         # TraceEnum_ELBO sums the enumerated sites out; a model without any gets plain Trace_ELBO
@@ -216,7 +224,8 @@ def fit(
             cls = JitTraceEnum_ELBO if jit_loss else TraceEnum_ELBO
         else:
             cls = JitTrace_ELBO if jit_loss else Trace_ELBO
-        elbo = cls(max_plate_nesting=model.max_plate_nesting, **({"ignore_jit_warnings": True} if jit_loss else {}))
+        elbo = cls(max_plate_nesting=model.max_plate_nesting, num_particles=num_particles,
+                   vectorize_particles=num_particles > 1, **({"ignore_jit_warnings": True} if jit_loss else {}))
     loss_kwargs = {} if batch_size is None else {"subsample_size": min(batch_size, data.shape[0])}
 
     def build(run_seed):

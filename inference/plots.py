@@ -1,11 +1,8 @@
 """Figures for fit results (matplotlib; ArviZ for trace plots)."""
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 __all__ = ["plot_losses", "plot_clusters", "plot_trace", "save_figure"]
 

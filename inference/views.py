@@ -1,15 +1,12 @@
 """ArviZ views of fit results: thin functions over ``FitResult.to_inference_data()``.
 
-Every plotting function returns a matplotlib Figure (drawn with the Agg backend; close it with
+Every plotting function returns a matplotlib Figure (close it with
 ``plt.close(fig)`` or save it with :func:`inference.plots.save_figure`).
 """
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 from .result import FitResult  # noqa: E402
 

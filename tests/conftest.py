@@ -1,4 +1,7 @@
+import os
 import warnings
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn off-screen in the tests
 
 import pytest
 import torch

@@ -22,11 +22,12 @@ def _blobs(n=40, k=2, seed=3):
 def normal_normal():
     data = _blobs()
     model = zoo.create_model("normal_normal")
-    # Single-particle SVI with Adam leaves the location wandering around the optimum by about
-    # sqrt(kappa / 2) posterior sds when the step size decays by exp(-kappa) per step (about 0.07 sd
-    # at lr_decay=0.99); 4000 draws keep the Monte Carlo error of the mean at 0.016 sd.
-    cmp = compare(model, data, guides=["delta"] + GAUSSIAN_GUIDES, reference="exact", num_steps=300, lr=0.02,
-                  lr_decay=0.99, num_samples=4000, num_particles=200, progress_bar=False, seed=0)
+    # Adam leaves the location wandering around the optimum by a few hundredths of a posterior sd at
+    # the end of the decay; 64 vectorised draws per step cut the gradient noise 8-fold, and 4000
+    # posterior draws keep the Monte Carlo error of the mean at 0.016 sd.
+    cmp = compare(model, data, guides=["delta"] + GAUSSIAN_GUIDES, reference="exact", num_steps=800, lr=0.05,
+                  lr_decay=0.99, num_samples=4000, num_particles=200, progress_bar=False, seed=0,
+                  fit_kwargs={"num_particles": 64})
     return model, data, cmp
 
 
@@ -34,8 +35,8 @@ def test_gaussian_guides_recover_the_exact_posterior_mean(normal_normal):
     _, _, cmp = normal_normal
     table = cmp.table
     for g in GAUSSIAN_GUIDES:
-        assert table.loc[g, "mean_error[mu]"] < 0.15, g  # the single-particle noise floor (see the fixture)
-        assert table.loc[g, "sd_error[mu]"] < 0.15, g
+        assert table.loc[g, "mean_error[mu]"] < 0.05, g  # in posterior standard deviations
+        assert table.loc[g, "sd_error[mu]"] < 0.1, g
     assert table.loc["delta", "sd_error[mu]"] == pytest.approx(1.0)  # a point has no spread
     assert table.loc["delta", "rank"] == len(GAUSSIAN_GUIDES) + 1
     assert math.isnan(table.loc["delta", "log_evidence"])

@@ -140,7 +140,6 @@ def test_compiled_loss_matches_eager():
     assert abs(losses[0] - losses[1]) < 0.05 * abs(losses[0])
 
 
-@pytest.mark.slow
 def test_pyro_vae_matches_plain_pytorch_quality():
     """Same seed, same steps, same optimiser and batch size: test ELBOs within 1 nat per image."""
     xtr, xte = _digits()

@@ -36,6 +36,7 @@ def test_non_numeric_data():
     (dict(lr=-1.0), "lr must be positive"),
     (dict(resume=True), "resume=True needs a checkpoint"),
     (dict(restart_select="best"), "unknown restart_select"),
+    (dict(num_particles=0), "num_particles must be a positive integer"),
 ])
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the command line writes figures to files; it never opens a window
     args = build_parser().parse_args(argv)
     handlers = {"list": cmd_list, "fit": cmd_fit, "tour": cmd_tour}
     try:
