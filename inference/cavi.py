@@ -425,6 +425,7 @@ def mean_field_elbo(model, guide, data, *, num_particles=1000, seed=0):
     """
     import pyro
     import pyro.poutine as poutine
+    from pyro.poutine.util import prune_subsample_sites
 
     from .fit import continuous_latent_sites
 
@@ -435,7 +436,10 @@ def mean_field_elbo(model, guide, data, *, num_particles=1000, seed=0):
     for _ in range(num_particles):
         tr = poutine.trace(guide).get_trace(data)
         sample = {n: tr.nodes[n]["value"] for n in names}
-        log_q = sum(tr.nodes[n]["fn"].log_prob(tr.nodes[n]["value"]).sum() for n in names)
+        # every latent site of the guide, auxiliary ones included: an autoguide draws an unconstrained
+        # value at an auxiliary site and puts only the Jacobian term at the model's site
+        log_q = sum(site["fn"].log_prob(site["value"]).sum() for site in prune_subsample_sites(tr).nodes.values()
+                    if site["type"] == "sample" and not site["is_observed"])
         comp = model.component_log_prob(sample, data).to(_F64)  # (N, K)
         comp_sum = comp if comp_sum is None else comp_sum + comp
         rest.append(float(model.log_prior(sample, data)) - float(log_q))

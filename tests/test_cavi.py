@@ -179,3 +179,19 @@ def test_fit_dispatches_method_cavi():
     assert "cavi" in inference.list_methods()
     with pytest.raises(ValueError, match="no conjugate coordinate updates"):
         inference.fit(create_model("gmm", K=2), X, method="cavi", progress_bar=False)
+
+
+def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
+    """An autoguide draws unconstrained values at auxiliary sites; its q(theta) density lives there. The
+    mean-field ELBO of its q(theta) can never exceed the enumerated ELBO of the same q(theta), nor CAVI's
+    optimum, which is a coordinate-wise maximum over every q(z) q(theta)."""
+    rng = np.random.default_rng(0)
+    X = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])[rng.integers(3, size=150)] + rng.normal(size=(150, 2))
+    m = BayesianGMM(3, covariance_type="diag", weight_concentration_prior_type="dirichlet_distribution")
+    cavi = fit_cavi(m, X, max_iter=300, tol=1e-8, num_samples=10, progress_bar=False)
+    svi = inference.fit(m, X, method="svi", guide="normal", num_steps=100, lr=0.05, num_samples=10,
+                        progress_bar=False, seed=0)
+    mf, mf_se = mean_field_elbo(m, svi.guide, svi.data, num_particles=300)
+    enum, enum_se = enumerated_elbo(m, svi.guide, svi.data, num_particles=100)
+    assert mf <= enum + 3 * (mf_se + enum_se), (mf, enum)
+    assert mf <= cavi.posterior_guide.elbo_ + 3 * mf_se, (mf, cavi.posterior_guide.elbo_)

@@ -64,7 +64,8 @@ def report(tmp_path_factory):
 def test_report_has_every_section(report):
     out, parser = report
     assert parser.sections == list(SECTIONS)
-    assert {"faithful_gmm", "kmeans_vs_em", "push_away", "bayes_vs_map_encoding"} <= set(SECTIONS)
+    assert {"faithful_gmm", "kmeans_vs_em", "push_away", "bayes_vs_map_encoding", "swapping_guides",
+            "variational_em", "vae_estimators"} <= set(SECTIONS)
     assert (out / "report.md").exists() and (out / "posterior_nuts.nc").exists()
     assert not list(out.parent.glob(".*staging*"))
 
@@ -109,6 +110,33 @@ def test_kmeans_vs_em_table(report):
     entropy = t[t.index != "scikit-learn EM"].sort_values("T")["mean_entropy"].to_numpy()
     assert np.all(np.diff(entropy[1:]) > 0)  # responsibilities flatten as T rises
     assert hard["uncertain_frac"] > 0  # what the hard assignment hides
+
+
+def test_swapping_guides_table(report):
+    out, _ = report
+    t = pd.read_csv(out / "swapping_guides.csv", index_col=0)
+    assert t.loc["mvn", "rank"] < t.loc["normal", "rank"]  # the full-rank guide holds the correlation
+    assert t.loc["normal", "sd_error[mu]"] > 0.5  # mean field is too narrow by about sqrt(1 - rho^2)
+    assert t.loc["delta", "sd_error[mu]"] == pytest.approx(1.0)
+    assert np.isfinite(t.loc["exact", "log_evidence"])
+
+
+def test_variational_em_tables(report):
+    out, _ = report
+    parity = pd.read_csv(out / "variational_em_parity.csv", index_col=0)
+    assert (parity["max_rel_gap_per_iter"] < 1e-6).all()  # the same bound as scikit-learn every iteration
+    assert (parity["iterations"] == parity["sklearn_iterations"]).all()
+    versus = pd.read_csv(out / "variational_em_svi.csv", index_col=0)
+    assert versus.loc["CAVI", "mean_field_elbo"] > versus.loc["SVI (normal guide)", "mean_field_elbo"]
+
+
+def test_vae_estimator_tables(report):
+    out, _ = report
+    var = pd.read_csv(out / "vae_variance.csv", index_col=0)["mean_variance"]
+    assert var["score_function"] > 10 * var["reparam"] and var["analytic_kl"] <= var["reparam"]
+    assert var["score_function, no baseline"] > var["reparam"]
+    bounds = pd.read_csv(out / "vae_bounds.csv", index_col=0)
+    assert np.isfinite(bounds.to_numpy()).all() and (bounds.to_numpy() < 0).all()
 
 
 def test_push_away_table(report):

@@ -34,7 +34,7 @@ def test_gradient_variance_ordering():
     model = VAE(64, 4, (16,))
     table = gradient_variance(model, xtr, ("reparam", "analytic_kl", "score_function"), num_draws=25, burn_in=5)
     v = table["mean_variance"]
-    assert v["score_function"] > 30 * v["reparam"], table
+    assert v["score_function"] > 100 * v["reparam"], table  # two orders of magnitude (measured: 850-1900x)
     assert v["analytic_kl"] <= v["reparam"], table
     # all three estimate the same gradient: the means agree up to Monte Carlo error
     assert abs(table.loc["analytic_kl", "mean_grad_norm"] - table.loc["reparam", "mean_grad_norm"]) \
