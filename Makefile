@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/zoo tour --out runs/faithful_gmm
+	$(VENV)/bin/zoo tour --out runs/tour
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -28,6 +28,9 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/em_vs_sklearn.py
+	$(PY) benchmarks/cavi_vs_sklearn.py
+	$(PY) benchmarks/vae_step.py --no-jit
+	$(PY) benchmarks/vae_digits.py --compare-plain
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_losses", "plot_clusters", "plot_trace", "save_figure"]
+__all__ = ["plot_losses", "plot_clusters", "plot_trace", "save_figure", "keep_figure"]
 
 
 def save_figure(fig, path) -> None:
@@ -16,6 +16,18 @@ def save_figure(fig, path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     os.replace(tmp, path)
+    plt.close(fig)
+
+
+def keep_figure(fig, name: str, folder=None) -> None:
+    """Write ``fig`` to ``folder/name`` (``.png`` added when missing; atomically) when ``folder`` is given,
+    creating the folder; close the figure either way (the tutorials' ``show``)."""
+    from pathlib import Path
+
+    if folder is not None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        save_figure(fig, folder / (name if name.endswith(".png") else f"{name}.png"))
     plt.close(fig)
 
 

@@ -35,6 +35,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import inference  # noqa: E402
+from inference.plots import keep_figure  # noqa: E402
 import zoo  # noqa: E402
 from inference import views  # noqa: E402
 
@@ -46,13 +47,7 @@ pd.set_option("display.width", 160)
 
 
 def show(fig, name):
-    """Save the figure when an output folder is given, then close it."""
-    if OUT is not None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        from inference.plots import save_figure
-
-        save_figure(fig, OUT / f"{name}.png")
-    plt.close(fig)
+    keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
 
 
 # %% [markdown]

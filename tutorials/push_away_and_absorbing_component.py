@@ -49,7 +49,7 @@ import torch
 
 import inference
 import zoo
-from inference.plots import save_figure
+from inference.plots import keep_figure
 from zoo import objectives as obj
 from zoo.glgae import GLGAE
 
@@ -64,11 +64,7 @@ f64 = dict(dtype=torch.float64)
 
 
 def show(fig, name):
-    """Save the figure (atomically, as PNG) when an output folder is given; close it either way."""
-    if OUT is not None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        save_figure(fig, OUT / name)  # writes a temporary file, then renames it
-    plt.close(fig)
+    keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
 
 
 def glgae(A, B, **kw):

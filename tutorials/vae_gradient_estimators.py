@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 import zoo  # noqa: E402
 import inference  # noqa: E402
-from inference.plots import save_figure  # noqa: E402
+from inference.plots import keep_figure  # noqa: E402
 from zoo.vae import VAE, gradient_variance  # noqa: E402
 
 SEED = 0
@@ -48,11 +48,7 @@ pyro.set_rng_seed(SEED)
 
 
 def show(fig, name):
-    """Save the figure (atomically, as PNG) when an output folder is given; close it either way."""
-    if OUT is not None:
-        OUT.mkdir(parents=True, exist_ok=True)
-        save_figure(fig, OUT / f"{name}.png")
-    plt.close(fig)
+    keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
 
 
 ds = zoo.load_dataset("binary_digits")

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import as_data_tensor, check_choice, check_positive_int
+from ._checks import check_choice, check_positive_int
 from .base import ZooModel
 from .glgae import FlatPrior
 from .nets import CodeEncoder, Decoder, check_hidden
 from .registry import register_model
-from .vae import LIKELIHOODS, _ids, check_binary
+from .vae import LIKELIHOODS, _ids, check_network_data
 
 __all__ = ["Autoencoder", "autoencoder", "sparsity_penalty", "KINDS"]
 
@@ -99,16 +99,7 @@ class Autoencoder(ZooModel):
     def check_data(self, data) -> torch.Tensor:
         """Validate x (N, D): finite, D features, binary for the Bernoulli decoder; the model follows a
         floating input's dtype and device."""
-        floating = isinstance(data, torch.Tensor) and data.is_floating_point()
-        x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else self._dtype)
-        if x.shape[1] != self.n_features:
-            raise ValueError(f"data has {x.shape[1]} features; this autoencoder was built for "
-                             f"n_features={self.n_features}")
-        if self.likelihood == "bernoulli":
-            check_binary(x)
-        if x.dtype != self._dtype or x.device != self.decoder.net[0].weight.device:
-            self.to(dtype=x.dtype, device=x.device)
-        return x
+        return check_network_data(self, data, "this autoencoder")
 
     def reset_parameters(self, data: torch.Tensor, seed: int = 0) -> None:
         with torch.random.fork_rng(devices=[data.device] if data.is_cuda else []):

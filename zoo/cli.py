@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True)
     f.add_argument("--no-progress", action="store_true")
     t = sub.add_parser("tour", help="the main job: the headline comparisons, written as a self-contained HTML report")
-    t.add_argument("--out", default="runs/faithful_gmm")
+    t.add_argument("--out", default="runs/tour")
     t.add_argument("--quick", action="store_true", help="small sizes, fewer steps and draws (for tests)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--section", action="append", metavar="KEY",

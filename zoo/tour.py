@@ -854,7 +854,7 @@ def _versions() -> str:
            f"numpy {np.__version__}, pandas {pd.__version__}"
 
 
-def run_tour(out="runs/faithful_gmm", *, quick: bool = False, progress_bar: bool = True, seed: int = 0,
+def run_tour(out="runs/tour", *, quick: bool = False, progress_bar: bool = True, seed: int = 0,
              sections=None) -> Path:
     """Run the tour's sections (all, or the keys in ``sections``) and write ``report.html`` (self-contained),
     ``report.md``, the PNGs, one CSV per table and the Old Faithful InferenceData to ``out``.

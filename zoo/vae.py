@@ -76,6 +76,20 @@ def check_binary(x: torch.Tensor, name: str = "data") -> None:
                          f"values (e.g. {example}); binarise it (x > threshold) or use likelihood='gaussian'")
 
 
+def check_network_data(model, data, what: str) -> torch.Tensor:
+    """The data check of the network models (VAE, autoencoders): x (N, D) finite with ``model.n_features``
+    columns, binary under a Bernoulli decoder; the model moves to a floating input's dtype and device."""
+    floating = isinstance(data, torch.Tensor) and data.is_floating_point()
+    x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else model._dtype)
+    if x.shape[1] != model.n_features:
+        raise ValueError(f"data has {x.shape[1]} features; {what} was built for n_features={model.n_features}")
+    if model.likelihood == "bernoulli":
+        check_binary(x)
+    if x.dtype != model._dtype or x.device != model.decoder.net[0].weight.device:
+        model.to(dtype=x.dtype, device=x.device)
+    return x
+
+
 class BernoulliRows(dist.TorchDistribution):
     """Independent Bernoulli features, one row per datum: event shape (D,), ``log_prob`` (batch,) summed over
     the features. The same law as ``Bernoulli(logits=...).to_event(1)``, with the sign applied after the
@@ -328,15 +342,7 @@ class VAE(ZooModel):
     def check_data(self, data) -> torch.Tensor:
         """Validate x, shape (N, D): finite, D features, binary for the Bernoulli decoder. The model
         follows a floating input's dtype and device; other inputs become the model's dtype."""
-        floating = isinstance(data, torch.Tensor) and data.is_floating_point()
-        x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else self._dtype)
-        if x.shape[1] != self.n_features:
-            raise ValueError(f"data has {x.shape[1]} features; this VAE was built for n_features={self.n_features}")
-        if self.likelihood == "bernoulli":
-            check_binary(x)
-        if x.dtype != self._dtype or x.device != self.decoder.net[0].weight.device:
-            self.to(dtype=x.dtype, device=x.device)
-        return x
+        return check_network_data(self, data, "this VAE")
 
     def reset_parameters(self, data: torch.Tensor, seed: int = 0) -> None:
         """Fresh network weights from ``seed`` (PyTorch's default initialisation); the Gaussian decoder's
