@@ -65,7 +65,7 @@ def test_cavi_elbo_is_the_pyro_models_elbo(cov, prior):
     assert closed >= est.elbo_ - 1e-6 * abs(est.elbo_)
 
 
-@pytest.mark.parametrize("cov,prior", [CASES[1], pytest.param(*CASES[0], marks=pytest.mark.slow)])
+@pytest.mark.parametrize("cov,prior", CASES[:2])
 def test_mean_field_and_enumerated_elbo_of_the_cavi_guide(cov, prior):
     m, r = _cavi(cov, prior)
     est, data = r.posterior_guide, r.data
@@ -84,7 +84,6 @@ def test_cavi_beats_svi_on_the_same_model():
     _check_cavi_vs_svi("diag", "dirichlet_distribution", num_steps=150)
 
 
-@pytest.mark.slow
 def test_cavi_beats_svi_full_covariance():
     _check_cavi_vs_svi("full", "dirichlet_process", num_steps=500)
 
