@@ -125,8 +125,9 @@ def fit(
         ELBO (the VAE) sets its draws itself (``VAE(num_particles=...)``).
 
     The loss is the model's own ELBO when it has ``make_elbo(jit=...)`` (the VAE's gradient estimator),
-    else ``TraceEnum_ELBO`` with the enumerated sites summed out (``Trace_ELBO`` for a model without any). A model with ``max_posterior_draws``
-    (local latents, N x L per draw: the VAE) keeps at most that many guide draws in ``FitResult.samples``.
+    else ``TraceEnum_ELBO`` with the enumerated sites summed out (``Trace_ELBO`` for a model without any).
+    A model with ``max_posterior_draws`` (local latents, N x L per draw: the VAE) keeps at most that many
+    guide draws in ``FitResult.samples``.
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known methods: {', '.join(list_methods())}")

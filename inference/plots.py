@@ -27,8 +27,9 @@ def keep_figure(fig, name: str, folder=None) -> None:
     if folder is not None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_figure(fig, folder / (name if name.endswith(".png") else f"{name}.png"))
-    plt.close(fig)
+        save_figure(fig, folder / (name if name.endswith(".png") else f"{name}.png"))  # closes it
+    else:
+        plt.close(fig)
 
 
 def plot_losses(results: dict, ax=None):

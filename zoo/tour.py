@@ -587,11 +587,13 @@ def swapping_guides(ctx: TourContext) -> Section:
     from inference.compare import compare
 
     from .datasets import make_blobs
+    from .registry import create_model
 
     data = torch.tensor(make_blobs(40, n_components=2, random_state=3).data)
     guides_ = ["delta", "normal", "mvn", "lowrank"] + ([] if ctx.quick else ["flow"])
     ctx.status("compare guides")
-    cmp = compare("correlated_gaussian", data, guides=guides_, reference="exact", num_steps=100 if ctx.quick else 800,
+    model = create_model("correlated_gaussian")
+    cmp = compare(model, data, guides=guides_, reference="exact", num_steps=100 if ctx.quick else 800,
                   lr=0.05, lr_decay=0.99, num_samples=500 if ctx.quick else 2000, num_particles=100 if ctx.quick else 500,
                   progress_bar=False, seed=ctx.seed, fit_kwargs={"num_particles": 4 if ctx.quick else 32})
     cols = ["method", "elbo", "log_evidence", "log_evidence_se", "run_time", "mean_error[mu]", "sd_error[mu]",
@@ -600,7 +602,7 @@ def swapping_guides(ctx: TourContext) -> Section:
     figures = [ctx.figure(cmp.plot(max_marginals=2), "swapping_guides.png",
                           "Left: energy distance of each guide's draws to the exact posterior (log scale). "
                           "Right: the two marginals of mu, every guide against the exact posterior (grey).")]
-    rho = 0.95
+    rho = model.noise_corr
     prose = [
         f"The unknown mean of {len(data)} two-dimensional points under noise with correlation {rho}: the exact "
         "posterior is a Gaussian with the same strong correlation, and the log evidence is known in closed form. "

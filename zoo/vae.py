@@ -52,8 +52,8 @@ from .base import ZooModel
 from .nets import Decoder, GaussianEncoder, check_hidden
 from .registry import register_model
 
-__all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows", "ImportanceWeightedELBO", "gradient_variance", "PlainVAE",
-           "check_binary"]
+__all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows",
+           "ImportanceWeightedELBO", "gradient_variance", "PlainVAE", "check_binary", "check_network_data"]
 
 ESTIMATORS = {
     "reparam": "SGVB A: reparameterised Monte Carlo estimate of the whole ELBO (Trace_ELBO)",
