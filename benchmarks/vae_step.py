@@ -3,13 +3,15 @@ identical architecture, batch, estimator and optimiser (zoo.vae.PlainVAE), in on
 
 Each step: draw a minibatch of ``--batch`` rows of the data, encoder, reparameterised draw, decoder,
 Bernoulli log-likelihood from logits, KL (Monte Carlo for ``reparam``, closed form for ``analytic_kl``),
-backward, Adam step. Repetitions of the two loops are interleaved; medians are reported.
+backward, Adam step. Our step runs with the model's own ELBO (``VAE.make_elbo()``: ReparamELBO), with
+Pyro's Trace_ELBO / TraceMeanField_ELBO (``pyro_elbo=True``) and their compiled versions (``jit=True``);
+blocks of every loop are interleaved in one run; medians are reported.
 
     python benchmarks/vae_step.py                      # 784-400-50 and the digits size, 2 threads, CPU
     python benchmarks/vae_step.py --device cuda --threads 0
     python benchmarks/vae_step.py --quick              # a short smoke run
 
-Prints a table, then one JSON line per case: {"case", "ours_ms", "plain_ms", "ratio"} (ratio = ours / plain).
+Prints a table, then one JSON line per row: {"case", "elbo", "ours_ms", "plain_ms", "ratio"} (ratio = ours / plain).
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ import torch
 from zoo.vae import VAE, PlainVAE
 
 SIZES = {"784-400-50": (784, 400, 50), "digits 64-128-16": (64, 128, 16)}
+#: our step's variants: the model's own ELBO (ReparamELBO), Pyro's Trace_ELBO / TraceMeanField_ELBO, their
+#: compiled versions
+VARIANTS = {"ReparamELBO": {}, "pyro ELBO": {"pyro_elbo": True}, "pyro jit": {"jit": True}}
 
 
 def _sync(device):
@@ -31,26 +36,32 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_case(D, H, L, *, batch, n_data, estimator, jit, device, steps, repeats, seed=0):
+def time_case(D, H, L, *, batch, n_data, estimator, variants, device, steps, repeats, seed=0):
+    """Median ms per step of each variant of our step (``variants``: names from ``VARIANTS``) and of the
+    plain step, all timed in one interleaved run; returns ({variant: ms}, plain ms)."""
     torch.manual_seed(seed)
     data = (torch.rand(n_data, D, device=device) < 0.3).float()
     ours = VAE(D, L, (H,), estimator=estimator).to(device)
     plain = PlainVAE.from_vae(ours).to(device)
     guide = ours.custom_guide()
-    elbo = ours.make_elbo(jit=jit)
     opt_ours = torch.optim.Adam(list(ours.encoder.parameters()) + list(ours.decoder.parameters()), lr=1e-3)
     opt_plain = torch.optim.Adam(plain.parameters(), lr=1e-3)
 
-    def step_ours():
-        opt_ours.zero_grad()
-        elbo.differentiable_loss(ours.model, guide, data, subsample_size=batch).backward()
-        opt_ours.step()
+    def step_ours(elbo):
+        def step():
+            opt_ours.zero_grad()
+            elbo.differentiable_loss(ours.model, guide, data, subsample_size=batch).backward()
+            opt_ours.step()
+        return step
 
     def step_plain():
         opt_plain.zero_grad()
         idx = torch.randperm(n_data, device=device)[:batch]
         plain.loss(data[idx], n_data).backward()
         opt_plain.step()
+
+    loops = {v: step_ours(ours.make_elbo(**VARIANTS[v])) for v in variants}
+    loops["plain"] = step_plain
 
     def block(fn):
         _sync(device)
@@ -60,15 +71,17 @@ def time_case(D, H, L, *, batch, n_data, estimator, jit, device, steps, repeats,
         _sync(device)
         return (time.perf_counter() - t) / steps * 1e3
 
-    for fn in (step_ours, step_plain):  # warm-up (and JIT compilation)
+    for fn in loops.values():  # warm-up (and JIT compilation)
         for _ in range(max(5, steps // 4)):
             fn()
-    ours_ms, plain_ms = [], []
+    times = {name: [] for name in loops}
+    names = list(loops)
     for r in range(repeats):
-        order = (step_ours, step_plain) if r % 2 == 0 else (step_plain, step_ours)
-        for fn in order:
-            (ours_ms if fn is step_ours else plain_ms).append(block(fn))
-    return statistics.median(ours_ms), statistics.median(plain_ms)
+        for name in (names if r % 2 == 0 else names[::-1]):
+            times[name].append(block(loops[name]))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    plain_ms = med.pop("plain")
+    return med, plain_ms
 
 
 def main(argv=None):
@@ -78,9 +91,9 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--n-data", type=int, default=1024)
     p.add_argument("--steps", type=int, default=50, help="steps per timed block")
-    p.add_argument("--repeats", type=int, default=7, help="interleaved blocks per loop")
+    p.add_argument("--repeats", type=int, default=11, help="interleaved blocks per loop")
     p.add_argument("--estimators", default="reparam,analytic_kl")
-    p.add_argument("--no-jit", action="store_true", help="leave out the compiled (JIT) ELBO cases")
+    p.add_argument("--no-jit", action="store_true", help="leave out the compiled (JIT) Pyro ELBO")
     p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
     p.add_argument("--quick", action="store_true", help="a short smoke run")
     args = p.parse_args(argv)
@@ -96,16 +109,16 @@ def main(argv=None):
             raise SystemExit(f"unknown size {size!r}; known: {', '.join(SIZES)}")
         D, H, L = SIZES[size]
         for est in args.estimators.split(","):
-            for jit in ([False] if args.no_jit else [False, True]):
-                ours, plain = time_case(D, H, L, batch=args.batch, n_data=args.n_data, estimator=est, jit=jit,
-                                        device=device, steps=args.steps, repeats=args.repeats)
-                case = f"{size} b{args.batch} {est}{' jit' if jit else ''} {device.type}"
-                rows.append({"case": case, "ours_ms": round(ours, 4), "plain_ms": round(plain, 4),
-                             "ratio": round(ours / plain, 3)})
+            variants = [v for v in VARIANTS if not (args.no_jit and v == "pyro jit")]
+            ours, plain = time_case(D, H, L, batch=args.batch, n_data=args.n_data, estimator=est, variants=variants,
+                                    device=device, steps=args.steps, repeats=args.repeats)
+            for v, ms in ours.items():
+                rows.append({"case": f"{size} b{args.batch} {est} {device.type}", "elbo": v,
+                             "ours_ms": round(ms, 4), "plain_ms": round(plain, 4), "ratio": round(ms / plain, 3)})
     width = max(len(r["case"]) for r in rows)
-    print(f"{'case':<{width}}  {'ours ms':>9}  {'plain ms':>9}  {'ratio':>6}")
+    print(f"{'case':<{width}}  {'elbo':<11}  {'ours ms':>9}  {'plain ms':>9}  {'ratio':>6}")
     for r in rows:
-        print(f"{r['case']:<{width}}  {r['ours_ms']:>9.3f}  {r['plain_ms']:>9.3f}  {r['ratio']:>6.3f}")
+        print(f"{r['case']:<{width}}  {r['elbo']:<11}  {r['ours_ms']:>9.3f}  {r['plain_ms']:>9.3f}  {r['ratio']:>6.3f}")
     for r in rows:
         print(json.dumps(r))
     return rows
