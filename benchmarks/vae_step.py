@@ -93,6 +93,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=50, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=11, help="interleaved blocks per loop")
     p.add_argument("--estimators", default="reparam,analytic_kl")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="our step's ELBOs, comma-separated: " + ", ".join(VARIANTS))
     p.add_argument("--no-jit", action="store_true", help="leave out the compiled (JIT) Pyro ELBO")
     p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
     p.add_argument("--quick", action="store_true", help="a short smoke run")
@@ -101,6 +102,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     if args.quick:
         args.steps, args.repeats = 5, 2
+    unknown = set(args.variants.split(",")) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     device = torch.device(args.device)
     pyro.enable_validation(False)  # the plain loop has no distribution validation either
     rows = []
@@ -109,7 +113,7 @@ def main(argv=None):
             raise SystemExit(f"unknown size {size!r}; known: {', '.join(SIZES)}")
         D, H, L = SIZES[size]
         for est in args.estimators.split(","):
-            variants = [v for v in VARIANTS if not (args.no_jit and v == "pyro jit")]
+            variants = [v for v in args.variants.split(",") if not (args.no_jit and v == "pyro jit")]
             ours, plain = time_case(D, H, L, batch=args.batch, n_data=args.n_data, estimator=est, variants=variants,
                                     device=device, steps=args.steps, repeats=args.repeats)
             for v, ms in ours.items():

@@ -28,9 +28,16 @@ def _assert_same(a, b, rtol=1e-5):
         torch.testing.assert_close(x, y, rtol=rtol, atol=1e-5 * max(1.0, y.abs().max().item()))
 
 
+@pytest.fixture(params=[True, False], ids=["validated", "unvalidated"])
+def validation(request):
+    """Both code paths: Pyro's traces under validation, the light site recorder without."""
+    with pyro.validation_enabled(request.param):
+        yield request.param
+
+
 @pytest.mark.parametrize("estimator", ["reparam", "analytic_kl"])
 @pytest.mark.parametrize("num_particles", [1, 3])
-def test_vae_loss_and_gradients_equal_pyros(estimator, num_particles):
+def test_vae_loss_and_gradients_equal_pyros(estimator, num_particles, validation):
     torch.manual_seed(0)
     x = (torch.rand(300, 20) < 0.4).float()
     model = VAE(20, 3, (16,), estimator=estimator, num_particles=num_particles)
@@ -68,7 +75,7 @@ def _global_and_local_guide(data, mask=None):
 
 
 @pytest.mark.parametrize("analytic_kl", [False, True])
-def test_generic_model_with_global_sites_masks_and_tensor_scales(analytic_kl):
+def test_generic_model_with_global_sites_masks_and_tensor_scales(analytic_kl, validation):
     pyro.clear_param_store()
     data = torch.randn(20)
     mask = torch.arange(20) % 3 != 0
@@ -94,6 +101,50 @@ def test_loss_and_grads_returns_the_loss_and_fills_gradients():
     pyro.set_rng_seed(0)
     assert value == pytest.approx(elbo.loss(model.model, model.custom_guide(), x), rel=1e-6)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.encoder.parameters())
+
+
+def test_params_reach_an_enclosing_trace_as_in_svi(validation):
+    """SVI finds the parameters to train by tracing the loss call for param statements."""
+    x = (torch.rand(30, 6) < 0.5).float()
+    model = VAE(6, 2, (4,))
+    with poutine.trace(param_only=True) as capture:
+        model.make_elbo().differentiable_loss(model.model, model.custom_guide(), x)
+    seen = {site["value"].unconstrained() for site in capture.trace.nodes.values()}
+    assert seen == set(model.encoder.parameters()) | set(model.decoder.parameters())
+
+
+def test_svi_steps_match_trace_elbo(validation):
+    """pyro.infer.SVI with either loss, same initial weights and seed: the same losses step after step."""
+    x = (torch.rand(200, 12, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    runs = []
+    for pyro_elbo in (False, True):
+        pyro.clear_param_store()
+        torch.manual_seed(0)
+        model = VAE(12, 2, (16,))
+        elbo = model.make_elbo(pyro_elbo=pyro_elbo)
+        svi = pyro.infer.SVI(model.model, model.custom_guide(), pyro.optim.Adam({"lr": 0.02}), elbo)
+        pyro.set_rng_seed(1)
+        runs.append([svi.step(x, 50) for _ in range(30)])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+    assert min(runs[0][-5:]) < runs[0][0]
+
+
+def test_duplicate_and_replayed_observed_sites_are_refused():
+    def twice():
+        pyro.sample("a", dist.Normal(0.0, 1.0))
+        pyro.sample("a", dist.Normal(0.0, 1.0))
+
+    def observed_in_guide():
+        pyro.sample("a", dist.Normal(0.0, 1.0), obs=torch.tensor(0.0))
+
+    def latent_in_model():
+        pyro.sample("a", dist.Normal(0.0, 1.0))
+
+    with pyro.validation_enabled(False):
+        with pytest.raises(RuntimeError, match="Multiple sample sites"):
+            ReparamELBO().differentiable_loss(twice, lambda: None)
+        with pytest.raises(RuntimeError, match="must be sampled"):
+            ReparamELBO().differentiable_loss(latent_in_model, observed_in_guide)
 
 
 def test_non_reparameterised_and_enumerated_guide_sites_are_refused():

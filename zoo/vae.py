@@ -48,6 +48,7 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer.enum import get_importance_trace
 from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.params import param_with_module_name
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
 from torch.distributions import constraints, kl_divergence, register_kl
@@ -204,7 +205,7 @@ class StandardNormalRows(dist.TorchDistribution):
 
 @register_kl(DiagNormalRows, StandardNormalRows)
 def _kl_diag_standard(q, p):
-    return 0.5 * (q.scale.pow(2) + q.loc.pow(2) - 1.0).sum(-1) - q.scale.log().sum(-1)
+    return (0.5 * (q.scale.pow(2) + q.loc.pow(2) - 1.0) - q.scale.log()).sum(-1)
 
 
 def _register_module(model, key: str, module: nn.Module) -> None:
@@ -219,6 +220,35 @@ def _register_module(model, key: str, module: nn.Module) -> None:
         pyro.param(name, value)
 
 
+class _SampleSites(Messenger):
+    """The sample sites of one run, by name (the messages themselves), with the latent values of an earlier
+    run's sites replayed if ``replay`` is given: what ``poutine.trace(poutine.replay(fn, trace))`` gives
+    an ELBO, without a Trace's copies of every message and its param nodes. Param statements still pass
+    through the handler stack (an enclosing ``poutine.trace``, as in ``SVI``, records them)."""
+
+    def __init__(self, replay: dict | None = None):
+        super().__init__()
+        self.nodes: dict = {}
+        self.replay = replay
+
+    def _pyro_sample(self, msg) -> None:
+        if self.replay is not None and not msg["is_observed"]:
+            site = self.replay.get(msg["name"])
+            if site is not None:
+                if site["is_observed"]:
+                    raise RuntimeError(f"site {msg['name']} must be sampled in trace")
+                msg["done"] = True
+                msg["value"] = site["value"]
+                msg["infer"] = site["infer"]
+
+    def _pyro_post_sample(self, msg) -> None:
+        if msg["infer"].get("_do_not_trace"):
+            return
+        if msg["name"] in self.nodes:
+            raise RuntimeError(f"Multiple sample sites named '{msg['name']}'")
+        self.nodes[msg["name"]] = msg
+
+
 class ReparamELBO(ELBO):
     """The ELBO of a fully reparameterised guide with less bookkeeping than Pyro's classes.
 
@@ -226,13 +256,14 @@ class ReparamELBO(ELBO):
     ``analytic_kl=True``: ``TraceMeanField_ELBO``'s, KL(q || p) in closed form for each latent site where
     torch registers one (the Monte Carlo terms elsewhere).
 
-    Same value and gradient as those classes; what it leaves out is their bookkeeping: the traces are not
-    copied to prune the subsample sites, no score-function parts or Python-float copies of the bound are
-    made, and the per-datum terms that share a scale and a shape (the sites of one plate) are added before
+    Same value and gradient as those classes; what it leaves out is their bookkeeping: the sample sites
+    are recorded without a Trace's copies (and not copied again to prune the subsample sites), no
+    score-function parts or Python-float copies of the bound are made, and the per-datum terms that share a scale and a shape (the sites of one plate) are added before
     they are reduced, so a plate costs one sum and one scaling instead of one per site. Guide sites that
     are not reparameterised, or enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``).
-    With validation on (``pyro.enable_validation``), model and guide are checked as Pyro's ELBOs check
-    them (matching sites, site shapes against their plates, NaN warnings).
+    With validation on (``pyro.enable_validation``, Pyro's default), model and guide run under Pyro's own
+    traces and are checked as its ELBOs check them (matching sites, site shapes against their plates, NaN
+    warnings).
     """
 
     def __init__(self, num_particles: int = 1, max_plate_nesting: float = float("inf"),
@@ -242,11 +273,16 @@ class ReparamELBO(ELBO):
         self.analytic_kl = bool(analytic_kl)
 
     def _get_trace(self, model, guide, args, kwargs):
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-        if is_validation_enabled():
+        if is_validation_enabled():  # Pyro's traces, checked as its ELBOs check them
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
-        return model_trace, guide_trace
+            return model_trace, guide_trace
+        with _SampleSites() as guide_sites:
+            guide(*args, **kwargs)
+        with _SampleSites(replay=guide_sites.nodes) as model_sites:
+            model(*args, **kwargs)
+        return model_sites, guide_sites
 
     def _loss_particle(self, model_trace, guide_trace):
         validate = is_validation_enabled()
