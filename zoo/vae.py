@@ -168,7 +168,7 @@ class DiagNormalRows(dist.TorchDistribution):
     def log_prob(self, value):
         last = self._last
         eps = last[1] if last is not None and value is last[0] else (value - self.loc) / self.scale
-        return -0.5 * eps.pow(2).sum(-1) - self.scale.log().sum(-1) - 0.5 * self.event_shape[0] * _LOG_2PI
+        return (-0.5 * eps.pow(2) - self.scale.log()).sum(-1) - 0.5 * self.event_shape[0] * _LOG_2PI
 
     def entropy(self):
         return self.scale.log().sum(-1) + 0.5 * self.event_shape[0] * (1.0 + _LOG_2PI)
