@@ -249,7 +249,22 @@ class _SampleSites(Messenger):
         self.nodes[msg["name"]] = msg
 
 
-class ReparamELBO(ELBO):
+class _DifferentiableELBO(ELBO):
+    """An ELBO whose loss is one differentiable tensor (no surrogate): ``loss`` and ``loss_and_grads``
+    follow from ``differentiable_loss``."""
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        with torch.no_grad():
+            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        if loss.requires_grad:
+            loss.backward(retain_graph=self.retain_graph)
+        return torch_item(loss)
+
+
+class ReparamELBO(_DifferentiableELBO):
     """The ELBO of a fully reparameterised guide with less bookkeeping than Pyro's classes.
 
     ``analytic_kl=False``: ``Trace_ELBO``'s estimator, log p(x, z) - log q(z) at the guide's draws.
@@ -319,7 +334,8 @@ class ReparamELBO(ELBO):
                     pass
                 else:
                     if not torch.is_tensor(kl):
-                        kl = torch.full(q_site["fn"].batch_shape, float(kl))
+                        value = q_site["value"]
+                        kl = torch.full(q_site["fn"].batch_shape, float(kl), dtype=value.dtype, device=value.device)
                     add(kl, q_site["scale"], q_site["mask"], -1)
                     closed_form.add(name)
                     continue
@@ -354,18 +370,8 @@ class ReparamELBO(ELBO):
             warn_if_nan(loss, "loss")
         return loss
 
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
 
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return torch_item(loss)
-
-
-class ImportanceWeightedELBO(ELBO):
+class ImportanceWeightedELBO(_DifferentiableELBO):
     """The k-sample importance-weighted bound (Burda et al., IWAE), per datum of the data plate:
 
         L_k = sum_n log (1/k) sum_i p(x_n, z_n^i) / q(z_n^i | x_n),   z_n^i ~ q(. | x_n),
@@ -405,15 +411,6 @@ class ImportanceWeightedELBO(ELBO):
         log_w = log_w.reshape(k, -1) if log_w.dim() > 0 else log_w.expand(k).reshape(k, 1)
         bound = torch.logsumexp(log_w, 0) - math.log(k)
         return -(bound.sum() * (scale if scale is not None else 1.0))
-
-    def loss(self, model, guide, *args, **kwargs):
-        with torch.no_grad():
-            return float(self.differentiable_loss(model, guide, *args, **kwargs))
-
-    def loss_and_grads(self, model, guide, *args, **kwargs):
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        loss.backward()
-        return float(loss.detach())
 
 
 class VAEGuide(nn.Module):
