@@ -94,7 +94,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=50, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=11, help="interleaved blocks per loop")
     p.add_argument("--estimators", default="reparam,analytic_kl")
-    p.add_argument("--variants", default=",".join(VARIANTS), help="our step's ELBOs, comma-separated: " + ", ".join(VARIANTS))
+    p.add_argument("--variants", default=",".join(VARIANTS),
+                   help="our step's ELBOs, comma-separated: " + ", ".join(VARIANTS))
     p.add_argument("--no-jit", action="store_true", help="leave out the compiled (JIT) Pyro ELBO")
     p.add_argument("--sizes", default=",".join(SIZES), help="comma-separated: " + ", ".join(SIZES))
     p.add_argument("--quick", action="store_true", help="a short smoke run")

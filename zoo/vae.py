@@ -273,9 +273,10 @@ class ReparamELBO(_DifferentiableELBO):
 
     Same value and gradient as those classes; what it leaves out is their bookkeeping: the sample sites
     are recorded without a Trace's copies (and not copied again to prune the subsample sites), no
-    score-function parts or Python-float copies of the bound are made, and the per-datum terms that share a scale and a shape (the sites of one plate) are added before
-    they are reduced, so a plate costs one sum and one scaling instead of one per site. Guide sites that
-    are not reparameterised, or enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``).
+    score-function parts or Python-float copies of the bound are made, and the per-datum terms that
+    share a scale and a shape (the sites of one plate) are added before they are reduced, so a plate
+    costs one sum and one scaling instead of one per site. Guide sites that are not reparameterised, or
+    enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``).
     With validation on (``pyro.enable_validation``, Pyro's default), model and guide run under Pyro's own
     traces and are checked as its ELBOs check them (matching sites, site shapes against their plates, NaN
     warnings).
