@@ -53,54 +53,143 @@ def test_vae_loss_and_gradients_equal_pyros(estimator, num_particles, validation
         _assert_same(a, b)
 
 
-def _global_and_local(data, mask=None):
-    """A global latent outside the plate, a local latent and a masked observation inside it, and a
-    poutine.scale with a tensor: the groups ReparamELBO forms by (scale, shape)."""
-    mu = pyro.sample("mu", dist.Normal(0.0, 2.0))
-    with pyro.plate("data", data.shape[0], subsample_size=8) as idx:
-        z = pyro.sample("z", dist.Normal(mu, 1.0))
-        with poutine.mask(mask=mask[idx] if mask is not None else None):
-            pyro.sample("x", dist.Normal(z, 0.5), obs=data[idx])
-    with poutine.scale(scale=torch.tensor(0.3)):
-        pyro.sample("w", dist.Normal(mu, 1.0), obs=torch.tensor(0.7))
+C = dist.constraints
+OBS = torch.linspace(-1.5, 2.0, 24).reshape(6, 4)
 
 
-def _global_and_local_guide(data, mask=None):
-    m = pyro.param("m", torch.tensor(0.2))
-    s = pyro.param("s", torch.tensor(0.8), constraint=dist.constraints.positive)
-    pyro.sample("mu", dist.Normal(m, s))
-    with pyro.plate("data", data.shape[0], subsample_size=8) as idx:
-        a = pyro.param("a", torch.zeros(data.shape[0]))
-        pyro.sample("z", dist.Normal(a[idx] + 0.5 * data[idx], 0.7))
+def _loc_scale(name, shape=()):
+    return (pyro.param(f"{name}_loc", torch.full(shape, 0.1)),
+            pyro.param(f"{name}_scale", torch.full(shape, 0.8), constraint=C.positive))
 
 
-@pytest.mark.parametrize("analytic_kl", [False, True])
-def test_generic_model_with_global_sites_masks_and_tensor_scales(analytic_kl, validation):
+def plates_model():
+    """A global latent; nested plates with explicit dims and a masked observation; a second plate of the
+    same size under a per-datum tensor scale."""
+    a = pyro.sample("a", dist.Normal(0.0, 1.0))
+    with pyro.plate("rows", 6, dim=-2), pyro.plate("cols", 4, dim=-1):
+        z = pyro.sample("z", dist.Normal(a, 1.0))
+        with poutine.mask(mask=OBS > 0):
+            pyro.sample("x", dist.Normal(z, 0.5), obs=OBS)
+    with pyro.plate("other", 6, dim=-1), poutine.scale(scale=torch.linspace(0.2, 2.0, 6)):
+        y = pyro.sample("y", dist.Normal(a, 1.0))
+        pyro.sample("y_obs", dist.Normal(y, 1.0), obs=OBS[:, 0])
+
+
+def plates_guide():
+    pyro.sample("a", dist.Normal(*_loc_scale("a")))
+    with pyro.plate("rows", 6, dim=-2), pyro.plate("cols", 4, dim=-1):
+        pyro.sample("z", dist.Normal(*_loc_scale("z", (6, 4))))
+    with pyro.plate("other", 6, dim=-1), poutine.scale(scale=torch.linspace(0.2, 2.0, 6)):
+        pyro.sample("y", dist.Normal(*_loc_scale("y", (6,))))
+
+
+def subsample_model():
+    with pyro.plate("data", 6, subsample_size=3) as idx:
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=OBS[idx, 0])
+
+
+def subsample_guide():
+    """An auxiliary site the model does not have; the subsample indices pick the guide's parameters."""
+    with pyro.plate("data", 6, subsample_size=3) as idx:
+        loc, scale = _loc_scale("u", (6,))
+        u = pyro.sample("u", dist.Normal(loc[idx], scale[idx]), infer={"is_auxiliary": True})
+        pyro.sample("z", dist.Normal(u, 0.5))
+
+
+def positive_model():
+    with pyro.plate("data", 6):
+        r = pyro.sample("r", dist.Gamma(2.0, 1.0))
+        pyro.sample("x", dist.Normal(0.0, r), obs=OBS[:, 0])
+
+
+def lognormal_guide():  # no closed-form KL(LogNormal || Gamma): the Monte Carlo fallback
+    with pyro.plate("data", 6):
+        pyro.sample("r", dist.LogNormal(*_loc_scale("r", (6,))))
+
+
+def delta_guide():
+    with pyro.plate("data", 6):
+        pyro.sample("r", dist.Delta(pyro.param("r_point", torch.ones(6), constraint=C.positive)))
+
+
+def scalar_model():
+    a = pyro.sample("a", dist.Normal(0.0, 1.0))
+    pyro.sample("x", dist.Normal(a, 1.0), obs=torch.tensor(0.4))
+
+
+def factor_guide():  # an observed guide site (a Jacobian-like term)
+    loc, scale = _loc_scale("a")
+    a = pyro.sample("a", dist.Normal(loc, scale))
+    pyro.factor("jacobian", 0.3 * a + loc, has_rsample=True)
+
+
+def obs_mask_model():
+    with pyro.plate("data", 6):
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=OBS[:, 0], obs_mask=torch.tensor([1, 0, 1, 1, 0, 1]).bool())
+
+
+def obs_mask_guide():
+    with pyro.plate("data", 6):
+        pyro.sample("z", dist.Normal(*_loc_scale("z", (6,))))
+        pyro.sample("x_unobserved", dist.Normal(*_loc_scale("x", (6,))))
+
+
+CASES = {
+    "plates": (plates_model, plates_guide, {"max_plate_nesting": 2}),
+    "vectorized particles": (plates_model, plates_guide,
+                             {"max_plate_nesting": 2, "num_particles": 3, "vectorize_particles": True}),
+    "sequential particles": (plates_model, plates_guide, {"max_plate_nesting": 2, "num_particles": 3}),
+    "subsample and auxiliary site": (subsample_model, subsample_guide, {"max_plate_nesting": 1}),
+    "no closed-form KL": (positive_model, lognormal_guide, {"max_plate_nesting": 1}),
+    "delta guide": (positive_model, delta_guide, {"max_plate_nesting": 1}),
+    "guide factor": (scalar_model, factor_guide, {}),
+    "obs_mask": (obs_mask_model, obs_mask_guide, {"max_plate_nesting": 1}),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("analytic_kl", [False, True], ids=["mc", "analytic_kl"])
+def test_generic_models_equal_pyros(case, analytic_kl, validation):
+    model, guide, kw = CASES[case]
     pyro.clear_param_store()
-    data = torch.randn(20)
-    mask = torch.arange(20) % 3 != 0
-    pyro.set_rng_seed(0)
-    poutine.trace(_global_and_local_guide).get_trace(data, mask)  # create the params
-    params = [pyro.param(n).unconstrained() for n in ("m", "s", "a")]
-    ours = ReparamELBO(analytic_kl=analytic_kl, max_plate_nesting=1)
-    reference = (TraceMeanField_ELBO if analytic_kl else Trace_ELBO)(max_plate_nesting=1)
-    a = _loss_and_grads(ours, _global_and_local, _global_and_local_guide, params, data, mask, seed=2)
-    b = _loss_and_grads(reference, _global_and_local, _global_and_local_guide, params, data, mask, seed=2)
-    _assert_same(a, b)
-    assert ours.loss(_global_and_local, _global_and_local_guide, data, mask) == pytest.approx(
-        reference.loss(_global_and_local, _global_and_local_guide, data, mask), rel=0.5)  # fresh draws
+    poutine.trace(guide).get_trace()  # create the parameters
+    params = [p.unconstrained() for p in pyro.get_param_store().values()]
+    ours = ReparamELBO(analytic_kl=analytic_kl, **kw)
+    reference = (TraceMeanField_ELBO if analytic_kl else Trace_ELBO)(**kw)
+    _assert_same(_loss_and_grads(ours, model, guide, params, seed=2),
+                 _loss_and_grads(reference, model, guide, params, seed=2))
+    for method in ("loss", "loss_and_grads"):  # same draws, same value
+        values = []
+        for elbo in (ours, reference):
+            pyro.set_rng_seed(5)
+            values.append(getattr(elbo, method)(model, guide))
+        assert values[0] == pytest.approx(values[1], rel=1e-5), method
 
 
-def test_loss_and_grads_returns_the_loss_and_fills_gradients():
-    torch.manual_seed(1)
-    x = (torch.rand(40, 10) < 0.5).float()
-    model = VAE(10, 2, (8,))
-    elbo = model.make_elbo()
-    pyro.set_rng_seed(0)
-    value = elbo.loss_and_grads(model.model, model.custom_guide(), x)
-    pyro.set_rng_seed(0)
-    assert value == pytest.approx(elbo.loss(model.model, model.custom_guide(), x), rel=1e-6)
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.encoder.parameters())
+def test_a_model_latent_missing_from_the_guide_falls_back_to_monte_carlo():
+    """TraceMeanField_ELBO stops with a KeyError there; ReparamELBO counts the model's own draw, as
+    Trace_ELBO does: loss = KL(q(z) || p(z)) - log p(w) - log p(x | z, w)."""
+    def model():
+        z = pyro.sample("z", dist.Normal(0.0, 1.0))
+        w = pyro.sample("w", dist.Normal(0.0, 1.0))  # not in the guide
+        pyro.sample("x", dist.Normal(z + w, 1.0), obs=torch.tensor(0.5))
+
+    def guide():
+        pyro.sample("z", dist.Normal(*_loc_scale("z")))
+
+    pyro.clear_param_store()
+    with pyro.validation_enabled(False):
+        pyro.set_rng_seed(1)
+        loss = ReparamELBO(analytic_kl=True).loss(model, guide)
+        pyro.set_rng_seed(1)
+        guide_trace = poutine.trace(guide).get_trace()
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace()
+    q, p = guide_trace.nodes["z"]["fn"], model_trace.nodes["z"]["fn"]
+    w, x = model_trace.nodes["w"], model_trace.nodes["x"]
+    expected = torch.distributions.kl_divergence(q, p) - w["fn"].log_prob(w["value"]) - x["fn"].log_prob(x["value"])
+    assert loss == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_params_reach_an_enclosing_trace_as_in_svi(validation):
@@ -152,7 +241,7 @@ def test_non_reparameterised_and_enumerated_guide_sites_are_refused():
         pyro.sample("c", dist.Bernoulli(0.3))
 
     def guide_nonreparam():
-        pyro.sample("c", dist.Bernoulli(pyro.param("p", torch.tensor(0.5), constraint=dist.constraints.unit_interval)))
+        pyro.sample("c", dist.Bernoulli(pyro.param("p", torch.tensor(0.5), constraint=C.unit_interval)))
 
     def guide_enum():
         pyro.sample("c", dist.Bernoulli(0.5), infer={"enumerate": "parallel"})
@@ -165,12 +254,17 @@ def test_non_reparameterised_and_enumerated_guide_sites_are_refused():
         ReparamELBO().differentiable_loss(lambda: None, lambda: None)
 
 
-def test_validation_checks_site_shapes_against_plates():
-    def model():  # a batch of 4 outside any plate
-        pyro.sample("x", dist.Normal(torch.zeros(4), 1.0), obs=torch.zeros(4))
+@pytest.mark.parametrize("analytic_kl", [False, True], ids=["mc", "analytic_kl"])
+def test_validation_checks_site_shapes_against_plates(analytic_kl):
+    def model():  # a latent batch of 4 outside any plate (under analytic_kl, a site of the closed-form KL)
+        a = pyro.sample("a", dist.Normal(torch.zeros(4), 1.0))
+        pyro.sample("x", dist.Normal(a.sum(), 1.0), obs=torch.tensor(0.0))
 
-    elbo = ReparamELBO(max_plate_nesting=1)
+    def guide():
+        pyro.sample("a", dist.Normal(torch.zeros(4), 1.0))
+
+    elbo = ReparamELBO(max_plate_nesting=1, analytic_kl=analytic_kl)
     with pyro.validation_enabled(True), pytest.raises(ValueError, match="invalid log_prob shape"):
-        elbo.differentiable_loss(model, lambda: None)
+        elbo.differentiable_loss(model, guide)
     with pyro.validation_enabled(False):
-        assert torch.isfinite(elbo.differentiable_loss(model, lambda: None))
+        assert torch.isfinite(elbo.differentiable_loss(model, guide))

@@ -275,8 +275,10 @@ class ReparamELBO(_DifferentiableELBO):
     are recorded without a Trace's copies (and not copied again to prune the subsample sites), no
     score-function parts or Python-float copies of the bound are made, and the per-datum terms that
     share a scale and a shape (the sites of one plate) are added before they are reduced, so a plate
-    costs one sum and one scaling instead of one per site. Guide sites that are not reparameterised, or
-    enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``).
+    costs one sum and one scaling instead of one per site. Latent guide sites that are not
+    reparameterised, or enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``); observed
+    guide sites (``pyro.factor``) count as in ``Trace_ELBO``. A model latent the guide lacks is drawn from
+    the model and counted by its log density (where ``TraceMeanField_ELBO`` stops with a ``KeyError``).
     With validation on (``pyro.enable_validation``, Pyro's default), model and guide run under Pyro's own
     traces and are checked as its ELBOs check them (matching sites, site shapes against their plates, NaN
     warnings).
@@ -318,8 +320,8 @@ class ReparamELBO(_DifferentiableELBO):
 
         def log_prob(site):
             lp = site["fn"].log_prob(site["value"])
-            if validate:
-                site["log_prob"] = lp
+            if validate:  # the shape Pyro checks: after the site's scale and mask
+                site["log_prob"] = scale_and_mask(lp, site["scale"], site["mask"])
                 check_site_shape(site, self.max_plate_nesting)
             return lp
 
@@ -337,17 +339,19 @@ class ReparamELBO(_DifferentiableELBO):
                     if not torch.is_tensor(kl):
                         value = q_site["value"]
                         kl = torch.full(q_site["fn"].batch_shape, float(kl), dtype=value.dtype, device=value.device)
+                    if validate:
+                        log_prob(site), log_prob(q_site)
                     add(kl, q_site["scale"], q_site["mask"], -1)
                     closed_form.add(name)
                     continue
             add(log_prob(site), site["scale"], site["mask"], +1)
-        for name, site in guide_trace.nodes.items():
-            if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
+        for name, site in guide_trace.nodes.items():  # latent sites, and observed ones such as pyro.factor
+            if site["type"] != "sample" or site_is_subsample(site):
                 continue
             if site["infer"].get("enumerate"):
                 raise ValueError(f"ReparamELBO does not sum out enumerated sites; {name!r} is enumerated "
                                  f"(use TraceEnum_ELBO)")
-            if not site["fn"].has_rsample:
+            if not site["is_observed"] and not site["fn"].has_rsample:
                 raise ValueError(f"ReparamELBO needs reparameterised guide sites; {name!r} is not "
                                  f"(use TraceGraph_ELBO, or the 'score_function' estimator)")
             if name not in closed_form:
