@@ -268,3 +268,24 @@ def test_validation_checks_site_shapes_against_plates(analytic_kl):
         elbo.differentiable_loss(model, guide)
     with pyro.validation_enabled(False):
         assert torch.isfinite(elbo.differentiable_loss(model, guide))
+
+
+def test_step_benchmark_runs_and_reports_every_variant(capsys):
+    """The benchmark script's smoke run: a row and a JSON line per ELBO variant (timings are not asserted)."""
+    import importlib.util
+    import json
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "vae_step.py"
+    spec = importlib.util.spec_from_file_location("vae_step", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pyro.validation_enabled(True):  # the script turns validation off; restore it for the other tests
+        rows = bench.main(["--quick", "--no-jit", "--threads", "0", "--sizes", "digits 64-128-16",
+                           "--estimators", "reparam"])
+    assert [r["elbo"] for r in rows] == ["ReparamELBO", "pyro ELBO"]
+    for r in rows:
+        assert r["ours_ms"] > 0 and r["plain_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["ours_ms"] / r["plain_ms"], abs=2e-3)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert lines == rows
