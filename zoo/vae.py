@@ -339,8 +339,9 @@ class ReparamELBO(_DifferentiableELBO):
                     if not torch.is_tensor(kl):
                         value = q_site["value"]
                         kl = torch.full(q_site["fn"].batch_shape, float(kl), dtype=value.dtype, device=value.device)
-                    if validate:
-                        log_prob(site), log_prob(q_site)
+                    if validate:  # shape checks only: the closed form replaces both log densities
+                        log_prob(site)
+                        log_prob(q_site)
                     add(kl, q_site["scale"], q_site["mask"], -1)
                     closed_form.add(name)
                     continue
