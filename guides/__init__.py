@@ -1,4 +1,8 @@
-"""Variational families, swapped by one string: ``make_guide(name, model)``."""
+"""Variational families, swapped by one string: ``make_guide(name, model)``.
+
+A guide factory reads only the model protocol (:mod:`zoo.base`): any Pyro model callable, or a
+zoo model with its optional ``custom_guide`` and ``supported_guides``.
+"""
 import zoo as _zoo  # noqa: F401  (applies the project's Pyro settings)
 
 from .discrete import check_discrete_sites, discrete_latent_sites, hide_discrete

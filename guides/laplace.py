@@ -11,13 +11,15 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from pyro.infer.autoguide import AutoLaplaceApproximation, AutoMultivariateNormal
 
+from zoo.tracing import model_sites
+
 
 class AutoEnumLaplace(AutoLaplaceApproximation):
     """``model`` is the model with its enumerated sites hidden (what the guide traces);
     ``full_model`` the same model with them visible, whose enumerated log joint is
-    differentiated."""
+    differentiated; ``max_plate_nesting`` is found by tracing it when not given."""
 
-    def __init__(self, model, *, full_model, init_loc_fn=None, max_plate_nesting=1):
+    def __init__(self, model, *, full_model, init_loc_fn=None, max_plate_nesting=None):
         kw = {} if init_loc_fn is None else {"init_loc_fn": init_loc_fn}
         super().__init__(model, **kw)
         self._full_model = full_model
@@ -25,7 +27,10 @@ class AutoEnumLaplace(AutoLaplaceApproximation):
 
     def laplace_approximation(self, *args, **kwargs) -> AutoMultivariateNormal:
         """An AutoMultivariateNormal at the MAP point with covariance the inverse Hessian."""
-        elbo = TraceEnum_ELBO(max_plate_nesting=self._max_plate_nesting)
+        nesting = self._max_plate_nesting
+        if nesting is None:
+            nesting = model_sites(self._full_model, *args, **kwargs).max_plate_nesting
+        elbo = TraceEnum_ELBO(max_plate_nesting=nesting)
         loc = self.loc.detach().clone().requires_grad_(True)
 
         def neg_log_joint(x):

@@ -1,8 +1,9 @@
 """The guide registry: one string picks the variational family.
 
-Every factory takes the zoo model and keyword options and returns a guide
-callable with the model's signature. ``init_values`` (a dict of latent site
-values, usually ``model.init_values(data)``) sets where a guide starts.
+Every factory takes a model (a zoo model, or any Pyro model callable) and keyword options and
+returns a guide callable with the model's signature. ``init_values`` (a dict of latent site
+values, usually ``model.init_values(data)``) sets where a guide starts; without it a guide
+starts at the prior median (a feasible point for an improper site).
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from pyro.infer.autoguide import (
     AutoMultivariateNormal,
     AutoNormal,
 )
-from pyro.infer.autoguide.initialization import init_to_median, init_to_value
+from pyro.infer.autoguide.initialization import init_to_value
 
-from .discrete import hide_discrete
+from zoo.base import ZooModel
+from zoo.tracing import hide_discrete, init_to_median
+
 from .flow import AutoFlow
 from .laplace import AutoEnumLaplace
 
@@ -76,35 +79,48 @@ def make_guide(name: str, model, **kwargs):
     return spec.factory(model, **kwargs)
 
 
+def _full_model(model):
+    return model.model if isinstance(model, ZooModel) else model
+
+
 def _model_fn(model):
-    return hide_discrete(model.model if hasattr(model, "model") else model)
+    return hide_discrete(_full_model(model))
 
 
 def _init_fn(init_values):
     if not init_values:
         return init_to_median
-    return init_to_value(values={k: v.detach() for k, v in init_values.items() if isinstance(v, torch.Tensor)})
+    return init_to_value(values={k: v.detach() for k, v in init_values.items() if isinstance(v, torch.Tensor)},
+                         fallback=init_to_median)
 
 
-@register_guide("delta", point_estimate=True, applies=lambda model: "delta" in getattr(model, "supported_guides", ("delta",)))
+def _supports(name: str):
+    """``applies`` for the autoguides: every model, unless a zoo model lists its ``supported_guides``."""
+    def applies(model) -> bool:
+        supported = model.supported_guides if isinstance(model, ZooModel) else None
+        return supported is None or name in supported
+    return applies
+
+
+@register_guide("delta", point_estimate=True, applies=_supports("delta"))
 def _delta(model, *, init_values=None):
     """Point mass at the MAP estimate (AutoDelta)."""
     return AutoDelta(_model_fn(model), init_loc_fn=_init_fn(init_values))
 
 
-@register_guide("normal", applies=lambda model: "normal" in getattr(model, "supported_guides", ("normal",)))
+@register_guide("normal", applies=_supports("normal"))
 def _normal(model, *, init_values=None, init_scale=0.1):
     """Mean-field Normal in unconstrained space (AutoNormal)."""
     return AutoNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
 
 
-@register_guide("mvn", applies=lambda model: "mvn" in getattr(model, "supported_guides", ("mvn",)))
+@register_guide("mvn", applies=_supports("mvn"))
 def _mvn(model, *, init_values=None, init_scale=0.1):
     """Full-rank multivariate Normal (AutoMultivariateNormal)."""
     return AutoMultivariateNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
 
 
-@register_guide("lowrank", applies=lambda model: "lowrank" in getattr(model, "supported_guides", ("lowrank",)))
+@register_guide("lowrank", applies=_supports("lowrank"))
 def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
     """Low-rank plus diagonal multivariate Normal (AutoLowRankMultivariateNormal)."""
     return AutoLowRankMultivariateNormal(
@@ -112,23 +128,21 @@ def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
     )
 
 
-@register_guide("laplace", point_estimate=True, applies=lambda model: "laplace" in getattr(model, "supported_guides", ("laplace",)))
-def _laplace(model, *, init_values=None):
+@register_guide("laplace", point_estimate=True, applies=_supports("laplace"))
+def _laplace(model, *, init_values=None, max_plate_nesting=None):
     """MAP, then a Gaussian from the Hessian of the enumerated log joint."""
-    full = model.model if hasattr(model, "model") else model
-    return AutoEnumLaplace(_model_fn(model), full_model=full, init_loc_fn=_init_fn(init_values),
-                           max_plate_nesting=getattr(model, "max_plate_nesting", 1))
+    return AutoEnumLaplace(_model_fn(model), full_model=_full_model(model), init_loc_fn=_init_fn(init_values),
+                           max_plate_nesting=max_plate_nesting)
 
 
-@register_guide("flow", applies=lambda model: "flow" in getattr(model, "supported_guides", ("flow",)))
+@register_guide("flow", applies=_supports("flow"))
 def _flow(model, *, init_values=None, init_scale=0.1, num_transforms=2, hidden_dims=None):
     """Affine-autoregressive normalizing flow around a learned location (inverse autoregressive flow)."""
     return AutoFlow(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale,
                     num_transforms=num_transforms, hidden_dims=hidden_dims)
 
 
-@register_guide("custom", applies=lambda model: callable(getattr(model, "custom_guide", None))
-                and model.custom_guide() is not None)
+@register_guide("custom", applies=lambda model: isinstance(model, ZooModel) and model.custom_guide() is not None)
 def _custom(model, *, init_values=None):
     """The model's own hand-written guide."""
     return model.custom_guide(init_values)

@@ -31,6 +31,8 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from tqdm.auto import tqdm
 
+from zoo.base import provides
+
 from .result import FitResult
 
 __all__ = ["compare", "Comparison", "align_components", "importance_log_evidence", "energy_distance",
@@ -287,7 +289,7 @@ def _reference_from_samples(model, data, samples: dict, label: str) -> FitResult
 def _exact_reference(model, data, num_samples, seed):
     from .fit import continuous_latent_sites
 
-    if not callable(getattr(model, "exact_posterior", None)):
+    if not provides(model, "exact_posterior"):
         raise ValueError(f"reference='exact' needs a model with exact_posterior(data); {type(model).__name__} has "
                          "none (use reference='nuts', a FitResult or a dict of samples)")
     names = continuous_latent_sites(model, data)
@@ -371,7 +373,7 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     elif reference == "exact":
         label = "exact"
         ref, moments = _exact_reference(model, data, num_samples, seed)
-        if callable(getattr(model, "log_evidence", None)):
+        if provides(model, "log_evidence"):
             ref_log_z = float(model.log_evidence(data))
     else:
         label = "nuts"

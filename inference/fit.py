@@ -260,7 +260,7 @@ def fit(
     _, g, losses, converged, run_seed = best
     pyro.set_rng_seed(run_seed)
     posterior_guide = g.laplace_approximation(data) if guide == "laplace" else g
-    draws = 1 if guide == "delta" else min(num_samples, getattr(model, "max_posterior_draws", num_samples))
+    draws = 1 if guide == "delta" else min(num_samples, model.max_posterior_draws or num_samples)
     samples = _guide_samples(model, posterior_guide, data, draws)
     return FitResult(model=model, data=data, method=method, guide_name=guide, guide=g, losses=losses,
                      samples=samples, converged=converged, run_time=time.perf_counter() - start,

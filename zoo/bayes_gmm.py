@@ -34,7 +34,7 @@ from torch.distributions.transforms import Transform
 
 from inference import cavi
 
-from ._checks import check_choice, check_n_components, check_positive_int
+from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
 from .base import ZooModel
 from .registry import register_model
 
@@ -195,7 +195,7 @@ class BayesianGMM(ZooModel):
         return pr
 
     def check_data(self, data):
-        data = super().check_data(data)
+        data = as_data_tensor(data, name="data")
         check_n_components(self.K, data.shape[0])
         if self.D is not None and data.shape[1] != self.D:
             raise ValueError(f"data has {data.shape[1]} features, the model was built with D={self.D}")

@@ -19,7 +19,7 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
-from ._checks import check_choice, check_n_components, check_positive_int
+from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
 from .base import ZooModel
 from .registry import register_model
 
@@ -73,7 +73,7 @@ class GaussianMixtureModel(ZooModel):
         return dims
 
     def check_data(self, data):
-        data = super().check_data(data)
+        data = as_data_tensor(data, name="data")
         check_n_components(self.K, data.shape[0])
         if self.covariance == "full" and data.shape[1] < 2:
             raise ValueError("covariance='full' needs at least 2 features; use 'diag' for 1-D data")
