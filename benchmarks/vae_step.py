@@ -3,7 +3,7 @@ identical architecture, batch, estimator and optimiser (zoo.vae.PlainVAE), in on
 
 Each step: draw a minibatch of ``--batch`` rows of the data, encoder, reparameterised draw, decoder,
 Bernoulli log-likelihood from logits, KL (Monte Carlo for ``reparam``, closed form for ``analytic_kl``),
-backward, Adam step. Our step runs with the model's own ELBO (``VAE.make_elbo()``: ReparamELBO), with
+backward, Adam step. Our step runs with the model's own ELBO (``inference.elbo_for(vae)``: ReparamELBO), with
 Pyro's Trace_ELBO / TraceMeanField_ELBO (``pyro_elbo=True``) and their compiled versions (``jit=True``);
 blocks of every loop are interleaved in one run; medians are reported. The compiled loss is timed last,
 against its own plain loop (after a JIT-compiled ELBO has run, eager steps in the same process slow down).
@@ -24,6 +24,7 @@ import time
 import pyro
 import torch
 
+from inference import elbo_for
 from zoo.vae import VAE, PlainVAE
 
 SIZES = {"784-400-50": (784, 400, 50), "digits 64-128-16": (64, 128, 16)}
@@ -61,7 +62,7 @@ def time_case(D, H, L, *, batch, n_data, estimator, variants, device, steps, rep
         plain.loss(data[idx], n_data).backward()
         opt_plain.step()
 
-    loops = {v: step_ours(ours.make_elbo(**VARIANTS[v])) for v in variants}
+    loops = {v: step_ours(elbo_for(ours, **VARIANTS[v])) for v in variants}
     loops["plain"] = step_plain
 
     def block(fn):

@@ -464,3 +464,25 @@ def enumerated_elbo(model, guide, data, *, num_particles=1000, seed=0):
     elbo_fn = TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting)
     vals = torch.tensor([-float(elbo_fn.loss(model.model, guide, data)) for _ in range(num_particles)], dtype=_F64)
     return float(vals.mean()), float(vals.std() / math.sqrt(num_particles))
+
+
+def _register():
+    from .methods import positive_int, register_method
+
+    @register_method("cavi", description="mean-field variational Bayes by coordinate ascent (conjugate models: "
+                                         "bayesian_gmm)")
+    def _cavi(model, data, *, method: str = "cavi", num_steps: int = 1000, tol: float | None = None,
+              num_samples: int = 500, seed: int = 0, progress_bar: bool = True):
+        """``fit(method="cavi")``: at most ``num_steps`` iterations, stopping when the ELBO changes by less than
+        ``tol`` (default 1e-3); ``num_samples`` draws from the fitted q (see :func:`fit_cavi`)."""
+        from zoo.base import provides
+
+        if not provides(model, "cavi_fit") and not hasattr(model, "cavi_estimator"):
+            raise ValueError(f"{type(model).__name__} has no conjugate coordinate updates; method 'cavi' is for "
+                             "conjugate models such as 'bayesian_gmm'")
+        positive_int(num_steps, "num_steps")
+        return fit_cavi(model, data, max_iter=num_steps, tol=1e-3 if tol is None else tol, seed=seed,
+                        num_samples=num_samples, progress_bar=progress_bar)
+
+
+_register()

@@ -31,7 +31,7 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from tqdm.auto import tqdm
 
-from zoo.base import provides
+from zoo.base import as_model, provides
 
 from .result import FitResult
 
@@ -45,7 +45,7 @@ COMPONENT_DIM = "component"
 # --- label switching -------------------------------------------------------------------
 def _component_axes(model, samples) -> dict[str, int]:
     """Site -> axis of the ``component`` dimension in its (chain, draw, ...) tensor."""
-    dims = getattr(model, "site_dims", {}) or {}
+    dims = model.site_dims
     return {name: 2 + list(dims[name]).index(COMPONENT_DIM) for name in samples
             if name in dims and COMPONENT_DIM in dims[name]}
 
@@ -168,8 +168,9 @@ def importance_log_evidence(model, guide, data, num_particles: int = 1000, *, se
     """
     if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 2:
         raise ValueError(f"num_particles must be an integer >= 2, got {num_particles!r}")
+    model = as_model(model)
     data = model.check_data(data)
-    elbo = TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting)
+    elbo = TraceEnum_ELBO(max_plate_nesting=model.sites(data).max_plate_nesting)
     pyro.set_rng_seed(seed)
     lw = torch.empty(num_particles, dtype=torch.float64)
     with warnings.catch_warnings():
@@ -262,9 +263,7 @@ class Comparison:
 
 
 def _reference_from_samples(model, data, samples: dict, label: str) -> FitResult:
-    from .fit import continuous_latent_sites
-
-    names = continuous_latent_sites(model, data)
+    names = model.sites(data).latent_names
     unknown = sorted(set(samples) - set(names))
     if unknown:
         raise ValueError(f"reference samples name {unknown}, which are not latent sites; latent sites: {names}")
@@ -287,12 +286,10 @@ def _reference_from_samples(model, data, samples: dict, label: str) -> FitResult
 
 
 def _exact_reference(model, data, num_samples, seed):
-    from .fit import continuous_latent_sites
-
     if not provides(model, "exact_posterior"):
         raise ValueError(f"reference='exact' needs a model with exact_posterior(data); {type(model).__name__} has "
                          "none (use reference='nuts', a FitResult or a dict of samples)")
-    names = continuous_latent_sites(model, data)
+    names = model.sites(data).latent_names
     if len(names) != 1:
         raise ValueError(f"reference='exact' supports one latent site, the model has {names}")
     mean, cov = model.exact_posterior(data)
@@ -314,8 +311,9 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
 
     Parameters
     ----------
-    model : a zoo model or registered name; each fit gets its own deep copy.
-    data : (N, D) array-like.
+    model : a Pyro model callable ``model(data)``, a zoo model or a registered name; each fit gets its own
+        deep copy.
+    data : the model's data.
     guides : registered guide names (``guides.list_guides()``); point-estimate guides (delta,
         laplace) are fitted by MAP, the others by SVI.
     reference : ``"nuts"`` (``inference.fit(method="nuts", **reference_kwargs)``), ``"exact"`` (the
@@ -334,9 +332,9 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
 
     from guides import guide_spec
 
-    from .fit import _resolve_model, fit
+    from .fit import fit
 
-    model = _resolve_model(model)
+    model = as_model(model)
     if isinstance(guides, str):
         guides = [guides]
     guides = list(guides)

@@ -28,6 +28,11 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
+from zoo.base import as_model, provides
+from zoo.tracing import trace_model
+
+from .methods import positive_int, register_method
+
 __all__ = ["fit_em", "log_joint"]
 
 
@@ -36,9 +41,11 @@ def log_joint(model, values: dict, data) -> float:
     def empty_guide(data):  # every latent site is conditioned: nothing to guess
         return None
 
+    model = as_model(model)
     conditioned = pyro.poutine.condition(model.model, data={k: torch.as_tensor(v) for k, v in values.items()})
+    elbo = TraceEnum_ELBO(max_plate_nesting=model.sites(data).max_plate_nesting)
     with torch.no_grad():
-        return -float(TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting).loss(conditioned, empty_guide, data))
+        return -float(elbo.loss(conditioned, empty_guide, data))
 
 
 class _MaskSites(Messenger):
@@ -57,8 +64,7 @@ class _Sites:
     """Prototype of the model: continuous latent sites (support, event_dim, plates) and the discrete one."""
 
     def __init__(self, model, data):
-        with pyro.poutine.block():
-            trace = pyro.poutine.trace(model.model).get_trace(data)
+        trace = trace_model(model.model, data)
         self.continuous, self.discrete = {}, {}
         for name, site in trace.nodes.items():
             if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
@@ -105,7 +111,7 @@ def fit_em(model, data, *, num_steps=200, tol=None, objective="ml", m_step="auto
     pyro.set_rng_seed(seed)
     sites = _Sites(model, data)
     (zname, (_, _, zstack, _)), = sites.discrete.items()
-    closed = getattr(model, "em_update", None)
+    closed = model.em_update if provides(model, "em_update") else None
     if m_step == "closed_form" and (closed is None or objective != "ml"):
         raise ValueError(f"{type(model).__name__} has no closed-form M-step for objective {objective!r}")
     use_closed = closed is not None and objective == "ml" and m_step != "gradient"
@@ -129,7 +135,7 @@ def fit_em(model, data, *, num_steps=200, tol=None, objective="ml", m_step="auto
     model_fn = model.model
     if objective == "ml":
         model_fn = _MaskSites(sites.continuous)(model.model)
-    elbo = TraceEnum_ELBO(max_plate_nesting=model.max_plate_nesting)
+    elbo = TraceEnum_ELBO(max_plate_nesting=model.sites(data).max_plate_nesting)
     N = data.shape[0]
 
     def objective_value():
@@ -174,3 +180,20 @@ def fit_em(model, data, *, num_steps=200, tol=None, objective="ml", m_step="auto
         samples = {n: v.detach()[None, None] for n, v in theta().items()}
     return FitResult(model=model, data=data, method="em", guide_name=None, guide=point_guide, losses=losses,
                      samples=samples, converged=converged, run_time=time.perf_counter() - start, seed=seed)
+
+
+@register_method("em", description="expectation-maximisation: exact E-step by enumeration, closed-form or L-BFGS M-step")
+def _em(model, data, *, method: str = "em", num_steps: int = 1000, tol: float | None = None, em_objective: str = "ml",
+        m_step: str = "auto", seed: int = 0, progress_bar: bool = True):
+    """``fit(method="em")``: at most ``num_steps`` iterations, stopping when the objective per datum changes by
+    less than ``tol`` (default 1e-8); ``em_objective`` ``"ml"`` (priors ignored) or ``"map"`` (the log joint);
+    ``m_step`` ``"auto"`` (the model's closed form when it has ``em_update``), ``"closed_form"`` or ``"gradient"``
+    (L-BFGS)."""
+    positive_int(num_steps, "num_steps")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be non-negative or None, got {tol}")
+    if any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"method 'em' estimates the model's sample sites; {type(model).__name__} has learnable "
+                         "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")
+    return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step, seed=seed,
+                  progress_bar=progress_bar)

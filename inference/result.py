@@ -8,7 +8,45 @@ import pyro.poutine as poutine
 import torch
 from pyro.infer import infer_discrete
 
-__all__ = ["FitResult"]
+from zoo.base import PyroModel
+from zoo.tracing import trace_model
+
+__all__ = ["FitResult", "log_likelihood_name"]
+
+
+def _model_name(model) -> str:
+    return model.__name__ if isinstance(model, PyroModel) else type(model).__name__
+
+
+def log_likelihood_name(sites) -> str:
+    """The name of the pointwise log-likelihood in ArviZ: the observed site's when there is one, else the
+    data plate's, else ``"log_likelihood"``."""
+    if len(sites.observed) == 1:
+        return sites.observed[0].name
+    return sites.data_plate or "log_likelihood"
+
+
+def _observed_dims(o, data_plate) -> list[str]:
+    """ArviZ dims of an observed site: the data plate's axis is ``obs_id``, other plates keep their names,
+    a single event axis is ``feature``."""
+    batch = len(o.shape) - o.event_dim
+    by_axis = {axis: name for name, axis in o.plate_axes.items()}
+    dims = []
+    for axis in range(len(o.shape)):
+        if axis < batch:
+            plate = by_axis.get(axis)
+            dims.append("obs_id" if plate is not None and plate == data_plate else plate or f"{o.name}_dim_{axis}")
+        else:
+            dims.append("feature" if o.event_dim == 1 else f"{o.name}_dim_{axis}")
+    return dims
+
+
+def _observed_values(model, data, sites) -> dict:
+    """The observed sites' values (the data as the model sees it), as NumPy arrays."""
+    if len(sites.observed) == 1 and tuple(data.shape) == sites.observed[0].shape:
+        return {sites.observed[0].name: data.detach().cpu().numpy()}
+    trace = trace_model(model.model, data)
+    return {o.name: trace.nodes[o.name]["value"].detach().cpu().numpy() for o in sites.observed}
 
 
 @dataclass
@@ -52,36 +90,53 @@ class FitResult:
     def _draw(self, c: int, d: int) -> dict[str, torch.Tensor]:
         return {k: v[c, d] for k, v in self.samples.items()}
 
-    @torch.no_grad()
-    def assignments(self, temperature: int = 0, num_draws: int | None = None) -> torch.Tensor:
-        """Discrete sites by ``infer_discrete`` given each posterior draw, shape (chain, draw, N).
+    @property
+    def sites(self):
+        """The model's traced structure on the data (:class:`zoo.tracing.ModelSites`)."""
+        return self.model.sites(self.data)
 
-        ``temperature=0`` is the MAP assignment, ``temperature=1`` a posterior sample.
-        With several discrete sites, the first in ``model.discrete_sites`` is returned.
+    @torch.no_grad()
+    def assignments(self, temperature: int = 0, num_draws: int | None = None, *, site: str | None = None) -> torch.Tensor:
+        """A discrete site by ``infer_discrete`` given each posterior draw, shape (chain, draw, *site_shape)
+        ((chain, draw, N) for a mixture's assignment).
+
+        ``temperature=0`` is the MAP assignment, ``temperature=1`` a posterior sample. ``site`` names the
+        discrete site; default the first the model samples.
         """
         if temperature not in (0, 1):
             raise ValueError(f"temperature must be 0 (MAP) or 1 (sample), got {temperature!r}")
-        sites = tuple(getattr(self.model, "discrete_sites", ()))
-        if not sites:
-            raise ValueError(f"{type(self.model).__name__} has no discrete sites")
+        names = self.sites.discrete
+        if not names:
+            raise ValueError(f"{_model_name(self.model)} has no enumerated discrete sites (found by tracing it)")
+        if site is None:
+            site = names[0]
+        elif site not in names:
+            raise ValueError(f"unknown discrete site {site!r}; the model's: {', '.join(names)}")
+        return self._discrete_draws(temperature, num_draws)[site]
+
+    def _discrete_draws(self, temperature, num_draws=None) -> dict[str, torch.Tensor]:
         draws = self.num_draws if num_draws is None else min(int(num_draws), self.num_draws)
         key = (temperature, draws)
         if key not in self._assignment_cache:
-            first_dim = -1 - self.model.max_plate_nesting
-            out = []
+            sites = self.sites
+            first_dim = -1 - sites.max_plate_nesting
+            out: dict[str, list] = {name: [] for name in sites.discrete}
             for c in range(self.num_chains):
-                row = []
+                rows: dict[str, list] = {name: [] for name in sites.discrete}
                 for d in range(draws):
                     conditioned = poutine.condition(self.model.model, data=self._draw(c, d))
                     fn = infer_discrete(conditioned, first_available_dim=first_dim, temperature=temperature)
                     trace = poutine.trace(fn).get_trace(self.data)
-                    row.append(trace.nodes[sites[0]]["value"])
-                out.append(torch.stack(row))
-            self._assignment_cache[key] = torch.stack(out)
+                    for name in sites.discrete:
+                        rows[name].append(trace.nodes[name]["value"])
+                for name in sites.discrete:
+                    out[name].append(torch.stack(rows[name]))
+            self._assignment_cache[key] = {name: torch.stack(v) for name, v in out.items()}
         return self._assignment_cache[key]
 
     def pointwise_log_likelihood(self) -> torch.Tensor:
-        """log p(x_n | draw) with discrete sites summed out, shape (chain, draw, N)."""
+        """log p(x_n | draw) with discrete sites summed out, shape (chain, draw, N) (N = 1 for a model
+        without a data plate)."""
         with torch.no_grad():
             return self.model.pointwise_log_likelihood(self.samples, self.data)
 
@@ -122,16 +177,21 @@ class FitResult:
         ``num_predictive_draws`` draws of each chain, default all), shaped like ``observed_data``."""
         import arviz as az
 
+        sites = self.sites
         posterior = {k: v.detach().cpu().numpy() for k, v in self.samples.items()}
-        if assignments and getattr(self.model, "discrete_sites", ()):
-            posterior[self.model.discrete_sites[0]] = self.assignments(temperature=1).cpu().numpy()
+        if assignments and sites.discrete:
+            posterior.update({k: v.cpu().numpy() for k, v in self._discrete_draws(1).items()})
         loglik = self.pointwise_log_likelihood().cpu().numpy()
-        dims = {k: v for k, v in getattr(self.model, "site_dims", {}).items() if k in posterior}
-        dims["obs"] = ["obs_id", "feature"]
+        dims = {k: v for k, v in self.model.site_dims.items() if k in posterior}
+        observed = _observed_values(self.model, self.data, sites)
+        for o in sites.observed:
+            dims[o.name] = _observed_dims(o, sites.data_plate)
+        loglik_name = log_likelihood_name(sites)
+        dims.setdefault(loglik_name, ["obs_id"])
         kwargs = dict(
             posterior=posterior,
-            log_likelihood={"obs": loglik},
-            observed_data={"obs": self.data.detach().cpu().numpy()},
+            log_likelihood={loglik_name: loglik},
+            observed_data=observed,
             **({"posterior_predictive": {k: v.cpu().numpy() for k, v in
                                          self.posterior_predictive(num_predictive_draws, seed=self.seed).items()}}
                if posterior_predictive else {}),
@@ -140,8 +200,9 @@ class FitResult:
         )
         idata = az.from_dict(**kwargs)
         # the log-likelihood of each datum is indexed like the data
-        idata.log_likelihood = idata.log_likelihood.rename({"obs_dim_0": "obs_id"}) \
-            if "obs_dim_0" in idata.log_likelihood.dims else idata.log_likelihood
+        default = f"{loglik_name}_dim_0"
+        if default in idata.log_likelihood.dims:
+            idata.log_likelihood = idata.log_likelihood.rename({default: "obs_id"})
         if self.losses:
             import xarray as xr
 

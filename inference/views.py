@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .result import FitResult  # noqa: E402
+from .result import FitResult, _observed_dims
 
 __all__ = ["plot_posterior", "plot_trace", "plot_forest", "plot_ppc", "loo_compare", "plot_loo_compare",
            "TRACE_KINDS"]
@@ -106,13 +106,20 @@ def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = 
     if num_pp_samples is not None and (isinstance(num_pp_samples, bool) or not isinstance(num_pp_samples, int)
                                        or num_pp_samples < 1):
         raise ValueError(f"num_pp_samples must be a positive integer or None, got {num_pp_samples!r}")
-    D = result.data.shape[1]
-    if feature is not None and (isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < D):
-        raise ValueError(f"feature must be an integer in [0, {D}), got {feature!r}")
+    sites = result.sites
+    observed = {o.name: dict(zip(_observed_dims(o, sites.data_plate), o.shape)) for o in sites.observed}
+    sizes = {dim: size for dims in observed.values() for dim, size in dims.items()}
+    if feature is not None:
+        D = sizes.get("feature")
+        if D is None:
+            raise ValueError("feature selects a column of 2-D data; the observed sites have no feature axis")
+        if isinstance(feature, bool) or not isinstance(feature, int) or not 0 <= feature < D:
+            raise ValueError(f"feature must be an integer in [0, {D}), got {feature!r}")
     per_chain = None if num_pp_samples is None else max(1, -(-num_pp_samples // result.num_chains))
     idata = result.to_inference_data(assignments=False, posterior_predictive=True, num_predictive_draws=per_chain)
     coords = None if feature is None else {"feature": [feature]}
-    axes = az.plot_ppc(idata, kind=kind, coords=coords, flatten=["obs_id"], random_seed=result.seed, **kwargs)
+    flatten = ["obs_id"] if "obs_id" in sizes else None
+    axes = az.plot_ppc(idata, kind=kind, coords=coords, flatten=flatten, random_seed=result.seed, **kwargs)
     return _figure(axes)
 
 

@@ -63,7 +63,9 @@ def test_torch_input_accepted():
     (dict(method="nuts", target_accept_prob=1.5), ValueError, "target_accept_prob must be in"),
     (dict(method="nuts", nuts_init={"nope": 1.0}), ValueError, r"nuts_init names \['nope'\]"),
     (dict(method="map", seed=1.5), TypeError, "seed must be an integer"),
-    (dict(method="em", checkpoint="x.pt"), ValueError, "checkpoints are written by the SVI loop"),
+    (dict(method="em", checkpoint="x.pt"), TypeError, "method 'em' does not take the option.*'checkpoint'"),
+    (dict(method="nuts", num_steps=10), TypeError, "method 'nuts' does not take.*num_steps.*its options: num_samples"),
+    (dict(method="nuts", guide="normal"), TypeError, "method 'nuts' takes no guide"),
 ])
 def test_bad_method_options(kwargs, error, match):
     with pytest.raises(error, match=match):

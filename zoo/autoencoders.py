@@ -64,7 +64,6 @@ class Autoencoder(ZooModel):
     Codes are linear units, sigmoid units in (0, 1) for the sparse variant. Data (N, D); latent site ``code`` (N, C) in plate ``data``.
     """
 
-    max_plate_nesting = 1
     max_posterior_draws = 1
     supports_minibatch = True
     supported_guides = ("custom",)  # as the VAE: pyro.module does not run inside an autoguide
@@ -138,11 +137,6 @@ class Autoencoder(ZooModel):
         if self._guide is None:
             self._guide = AutoencoderGuide(self)
         return self._guide
-
-    def make_elbo(self, *, jit: bool = False):
-        from pyro.infer import JitTrace_ELBO, Trace_ELBO
-
-        return JitTrace_ELBO(max_plate_nesting=1, ignore_jit_warnings=True) if jit else Trace_ELBO(max_plate_nesting=1)
 
     def init_values(self, data, seed=0):
         return {"code": torch.full((data.shape[0], self.code_dim), 0.5, dtype=data.dtype, device=data.device)}

@@ -94,10 +94,12 @@ def cmd_fit(args) -> int:
         mean, std = tensor.mean(0), tensor.std(0).clamp_min(1e-12)
         tensor = (tensor - mean) / std
         unscale = (mean.numpy(), std.numpy())
-    result = inference.fit(model, tensor, method=args.method, guide=args.guide, num_steps=args.steps, lr=args.lr,
-                           restarts=args.restarts, seed=args.seed, num_samples=args.num_samples,
-                           num_warmup=args.num_warmup, num_chains=args.num_chains,
-                           progress_bar=not args.no_progress)
+    spec = inference.method_spec(args.method)
+    given = dict(num_steps=args.steps, lr=args.lr, restarts=args.restarts, seed=args.seed,
+                 num_samples=args.num_samples, num_warmup=args.num_warmup, num_chains=args.num_chains,
+                 progress_bar=not args.no_progress)
+    options = {k: v for k, v in given.items() if k in spec.options}  # the flags this method reads
+    result = inference.fit(model, tensor, method=args.method, guide=args.guide, **options)
     table = summary_table({f"{args.method}" + (f"/{result.guide_name}" if result.guide_name else ""): result},
                           unscale=unscale)
     print(table.to_string())

@@ -45,8 +45,6 @@ class ConjugateGaussian(ZooModel):
         (the prior median, Pyro's default: a fit then has a long way to go).
     """
 
-    discrete_sites = ()
-    max_plate_nesting = 1
     site_dims = {"mu": ["feature"]}
 
     def __init__(self, *, prior_loc: float = 0.0, prior_scale: float = 10.0, noise_scale: float = 1.0,

@@ -16,7 +16,6 @@ component (b > 0 or the exp(||z||^2) variant).
 from __future__ import annotations
 
 import math
-import time
 
 import pyro
 import pyro.distributions as dist
@@ -25,7 +24,7 @@ from torch import nn
 
 from . import objectives as obj
 from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from .base import ZooModel
+from .base import CoordinateFit, ZooModel
 from .registry import register_model
 
 __all__ = ["GLGAE", "glgae", "AmortisedEncoder", "FlatPrior"]
@@ -66,9 +65,6 @@ class GLGAE(ZooModel):
     logit_penalty : lambda >= 0 of an additive penalty -lambda ||z||^2 on every logit of q(k|z)
         (one of the fixes the notes tried; it cancels in the softmax and changes nothing).
     """
-
-    discrete_sites = ("k",)
-    max_plate_nesting = 1
 
     def __init__(self, K: int = 8, D: int = 2, E: int = 2, *, absorbing: str = "constant", b: float = 1.0,
                  learn_b: bool = False, scale: float = math.sqrt(0.5), prior_radius: float | None = None,
@@ -117,6 +113,30 @@ class GLGAE(ZooModel):
             raise ValueError(f"data has {data.shape[1]} features but the model was built with D={self.D}")
         return data
 
+    @classmethod
+    def from_parameters(cls, A, B, **kwargs) -> "GLGAE":
+        """A GLGAE with the given prototypes ``A`` (K, D) and anchors ``B`` (K, E), float64; ``kwargs`` as
+        the constructor's (``absorbing``, ``b``...)."""
+        A, B = torch.as_tensor(A, dtype=torch.float64), torch.as_tensor(B, dtype=torch.float64)
+        if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
+            raise ValueError(f"A must be (K, D) and B (K, E) with the same K, got {tuple(A.shape)} and {tuple(B.shape)}")
+        model = cls(A.shape[0], A.shape[1], B.shape[1], **kwargs)
+        with torch.no_grad():
+            model.A.data, model.B.data = A.clone(), B.clone()
+        return model.double()
+
+    @torch.no_grad()
+    def grid_posterior(self, x, grid) -> torch.Tensor:
+        """The exact flat-prior posterior p(z | x) ∝ exp L2(z, x) on the points of a uniform ``grid``
+        (G, E): the probability of each grid cell, (N, G) for x (N, D) (divide by the cell volume for a
+        density). Proper only with an absorbing component; the grid must cover the posterior's mass."""
+        x = self.check_features(x)
+        grid = torch.as_tensor(grid, dtype=x.dtype, device=x.device)
+        if grid.dim() == 1:
+            grid = grid[:, None]
+        logp = self.L2(grid[None, :, :], x[:, None, :])  # (N, G)
+        return torch.softmax(logp, -1)
+
     def frozen(self) -> "GLGAE":
         """A copy whose A, B and b stay fixed under ``inference.fit``: Bayesian encoding of new data
         with a trained model (``inference.fit(model.frozen(), x, method="svi", guide="mvn")``)."""
@@ -163,8 +183,10 @@ class GLGAE(ZooModel):
 
     # --- the objective ---------------------------------------------------------
     def log_q(self, z, *, with_absorbing=False):
-        """log q(k | z): (..., K), or (..., K + 1) with the absorbing category last."""
-        return obj.log_q_given_z(z, self.B, self.absorbing, self.b, with_absorbing=with_absorbing)
+        """log q(k | z): (..., K), or (..., K + 1) with the absorbing category last (``logit_penalty``
+        applied to every logit)."""
+        return obj.log_q_given_z(z, self.B, self.absorbing, self.b, with_absorbing=with_absorbing,
+                                 logit_penalty=self.logit_penalty)
 
     def L2(self, z, x, *, normalised: bool = False):
         """L2(z, x) = log sum_k q(k|z) p(x|k), shape (...). The notes' unnormalised p(x|k) unless
@@ -196,11 +218,7 @@ class GLGAE(ZooModel):
         N = data.shape[0]
         with pyro.plate("data", N):
             z = pyro.sample("z", self._z_prior(data))
-            full = self.log_q(z, with_absorbing=True)  # (N, K + 1)
-            if self.logit_penalty:  # the same penalty on every logit cancels on renormalising
-                full = full - self.logit_penalty * z.pow(2).sum(-1, keepdim=True)
-                full = full - torch.logsumexp(full, -1, keepdim=True)
-            real = full[..., : self.K]
+            real = self.log_q(z, with_absorbing=True)[..., : self.K]  # (N, K); the absorbing category is last
             pyro.factor("absorbing", torch.logsumexp(real, -1))
             k = pyro.sample("k", dist.Categorical(logits=real), infer={"enumerate": "parallel"})
             scale = torch.as_tensor(self.scale, dtype=data.dtype, device=data.device)
@@ -319,13 +337,12 @@ class GLGAE(ZooModel):
         the parameters with the codes fixed: A by its exact EM step (responsibility-weighted means),
         then B (and log b when learned) by L-BFGS on sum_b L2. Each half-step can only raise
         sum_b L2(z_b, x_b), so the per-epoch E_data[max_z L2] rises (up to the encoder's tolerance).
-        Returns a ``FitResult`` with ``losses`` = -E_data[max_z L2] per epoch."""
-        from inference.result import FitResult
+        Returns a :class:`~zoo.base.CoordinateFit`: ``losses`` = -E_data[max_z L2] per epoch, ``samples["z"]``
+        the codes (N, E)."""
         from tqdm.auto import tqdm
 
         if getattr(self, "_frozen", False):
             raise ValueError("coordinate training updates A and B; this model is frozen (see GLGAE.frozen)")
-        start = time.perf_counter()
         data = self.check_data(data)
         z = self.init_values(data)["z"]
         losses, converged = [], False
@@ -338,9 +355,7 @@ class GLGAE(ZooModel):
                 converged = True
                 break
             self._update_parameters(z, data, b_steps)
-        return FitResult(model=self, data=data, method="coordinate", guide_name=None, guide=None, losses=losses,
-                         samples={"z": z[None, None]}, converged=converged, run_time=time.perf_counter() - start,
-                         seed=seed)
+        return CoordinateFit(losses=losses, samples={"z": z}, converged=converged)
 
     def _update_parameters(self, z, data, b_steps):
         with torch.no_grad():  # exact EM step for A: weighted means under r_bk ∝ q(k|z_b) p(x_b|k)

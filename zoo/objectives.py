@@ -20,7 +20,7 @@ import math
 import torch
 
 __all__ = [
-    "sq_dist", "log_absorbing_weight", "log_q_given_z", "log_p_x_given_k", "L2", "L2_eol_bound",
+    "sq_dist", "log_absorbing_weight", "log_q_given_z", "argmax_q", "log_p_x_given_k", "L2", "L2_eol_bound",
     "EOP", "LEOP", "EOL", "LOE", "ABSORBING",
 ]
 
@@ -45,14 +45,39 @@ def log_absorbing_weight(z: torch.Tensor, absorbing: str = "constant", b=0.0) ->
     raise ValueError(f"unknown absorbing {absorbing!r}; known: {', '.join(map(repr, ABSORBING))}")
 
 
-def log_q_given_z(z, B, absorbing: str = "constant", b=0.0, *, with_absorbing: bool = False):
+def log_q_given_z(z, B, absorbing: str = "constant", b=0.0, *, with_absorbing: bool = False,
+                  logit_penalty: float = 0.0):
     """log q(k | z) for the K real components, shape (..., K); with ``with_absorbing`` the absorbing
-    category's log-probability is appended as entry K (shape (..., K + 1))."""
+    category's log-probability is appended as entry K (shape (..., K + 1)). ``logit_penalty`` lambda adds
+    -lambda ||z||^2 to every logit, the absorbing one included: one of the notes' attempted fixes of
+    push-away, which cancels on normalising (computed, not assumed)."""
     logits = -sq_dist(z, B)
     log_a = log_absorbing_weight(z, absorbing, b).unsqueeze(-1)
     full = torch.cat([logits, log_a], dim=-1)
+    if logit_penalty:
+        full = full - logit_penalty * z.pow(2).sum(-1, keepdim=True)
     log_q = full - torch.logsumexp(full, dim=-1, keepdim=True)
     return log_q if with_absorbing else log_q[..., :-1]
+
+
+def argmax_q(B, k: int = 0, absorbing: str = "exp_norm", b=0.0, z0=None) -> tuple[torch.Tensor, float]:
+    """The code z maximising q(k | z) (finite only with an absorbing component), by L-BFGS from ``z0``
+    (default: the anchor B_k plus 0.5). Returns (z (E,), q(k | z)). The notes' worked example is
+    ``argmax_q(torch.tensor([[0.0], [-1.0]]))``: z = 0.13529, q = 0.4314."""
+    B = torch.as_tensor(B)
+    z = (B[k] + 0.5 if z0 is None else torch.as_tensor(z0, dtype=B.dtype)).detach().clone()[None]
+    z.requires_grad_(True)
+    opt = torch.optim.LBFGS([z], max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        loss = -log_q_given_z(z, B, absorbing, b)[..., k].sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    z = z.detach()[0]
+    return z, log_q_given_z(z, B, absorbing, b)[k].exp().item()
 
 
 def log_p_x_given_k(x, A, scale: float | None = None):

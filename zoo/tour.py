@@ -722,7 +722,9 @@ def vae_estimators(ctx: TourContext) -> Section:
     import inference
 
     from .datasets import load_binary_digits
-    from .vae import VAE, gradient_variance
+    from inference import gradient_variance
+
+    from .vae import VAE
 
     ds = load_binary_digits()
     xtr, xte = torch.tensor(ds.data), torch.tensor(ds.test_data)

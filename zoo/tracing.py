@@ -35,7 +35,7 @@ from pyro.ops.rings import LogRing
 from pyro.poutine.util import prune_subsample_sites, site_is_factor, site_is_subsample
 from torch.distributions import transform_to
 
-__all__ = ["ModelSites", "model_sites", "is_enumerated", "hide_discrete", "check_enumerated", "init_to_feasible",
+__all__ = ["ModelSites", "model_sites", "trace_model", "is_enumerated", "hide_discrete", "check_enumerated", "init_to_feasible",
            "init_to_median", "pointwise_log_likelihood"]
 
 
@@ -125,7 +125,7 @@ class ModelSites:
         return [o.name for o in self.observed]
 
 
-def _trace(model, *args, **kwargs):
+def trace_model(model, *args, **kwargs):
     """One blocked trace of ``model`` that leaves the global random state as it was; improper
     latent sites get a feasible value."""
     devices = [a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda][:1]
@@ -136,7 +136,7 @@ def _trace(model, *args, **kwargs):
 def model_sites(model, *args, **kwargs) -> ModelSites:
     """Trace ``model(*args, **kwargs)`` once and read its structure (see the module docstring)."""
     try:
-        trace = _trace(model, *args, **kwargs)
+        trace = trace_model(model, *args, **kwargs)
     except (ValueError, RuntimeError, TypeError, IndexError) as exc:
         raise type(exc)(f"tracing the model on the data failed: {exc}") from exc
     latent, discrete, unenumerated, observed, factors, plates = {}, [], [], [], [], {}

@@ -9,59 +9,43 @@ One string picks the gradient estimator of the ELBO (MATH.md section 5):
 
 =================  ==========================================================================
 ``reparam``        SGVB A: z = mu + sigma * eps, Monte Carlo estimate of the whole integrand
-                   (:class:`ReparamELBO`: ``Trace_ELBO``'s estimator with less bookkeeping)
+                   (``inference.ReparamELBO``: ``Trace_ELBO``'s estimator with less bookkeeping)
 ``analytic_kl``    SGVB B: KL(q || p) in closed form, only the reconstruction sampled
-                   (:class:`ReparamELBO` with ``analytic_kl=True``: ``TraceMeanField_ELBO``'s)
+                   (``ReparamELBO(analytic_kl=True)``: ``TraceMeanField_ELBO``'s)
 ``score_function`` REINFORCE: the guide's z is drawn without reparameterisation and the gradient
                    is f(z) grad log q(z) with a baseline (``TraceGraph_ELBO``; decaying average
                    and/or a learned baseline network of x)
 ``iwae``           the k-sample importance-weighted bound, per datum
-                   (:class:`ImportanceWeightedELBO`)
+                   (``inference.ImportanceWeightedELBO``)
 =================  ==========================================================================
 
-``make_elbo(pyro_elbo=True)`` gives Pyro's own classes instead of :class:`ReparamELBO` (same value and
-gradient); ``jit=True`` their compiled variants (``JitTrace_ELBO``, ``JitTraceMeanField_ELBO``,
-``JitTraceGraph_ELBO``). Evaluation: :meth:`VAE.elbo` (per datum) and :meth:`VAE.log_likelihood`,
-the importance-sampled log p(x) with k samples (5000 by default, the IWAE paper's protocol), batched
-over data and samples. :func:`gradient_variance` compares the estimators' gradient variance.
+The model names its estimator (``elbo_spec()``); the estimators themselves are algorithms and live in
+``inference`` (``inference.elbo_for(vae)``, ``inference.make_elbo(name, pyro_elbo=True)`` for Pyro's own
+classes, ``jit=True`` for their compiled variants). Evaluation: :meth:`VAE.elbo` (per datum) and
+:meth:`VAE.log_likelihood`, the importance-sampled log p(x) with k samples (5000 by default, the IWAE
+paper's protocol), batched over data and samples. ``inference.gradient_variance`` compares the
+estimators' gradient variance.
 """
 from __future__ import annotations
 
 import itertools
 import math
-import numbers
 
 import pyro
 import pyro.distributions as dist
-import pyro.poutine as poutine
 import torch
-from pyro.infer import (
-    ELBO,
-    JitTrace_ELBO,
-    JitTraceGraph_ELBO,
-    JitTraceMeanField_ELBO,
-    Trace_ELBO,
-    TraceGraph_ELBO,
-    TraceMeanField_ELBO,
-)
-from pyro.distributions.util import scale_and_mask
-from pyro.infer.enum import get_importance_trace
-from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.params import param_with_module_name
-from pyro.poutine.messenger import Messenger
-from pyro.poutine.util import site_is_subsample
-from pyro.util import check_model_guide_match, check_site_shape, warn_if_nan
-from torch.distributions import constraints, kl_divergence, register_kl
+from torch.distributions import constraints, register_kl
 from torch import nn
 from torch.nn import functional as F
 
 from ._checks import as_data_tensor, check_choice, check_positive_int
-from .base import ZooModel
+from .base import ELBOSpec, ZooModel
 from .nets import Decoder, GaussianEncoder, check_hidden
 from .registry import register_model
 
-__all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows", "ReparamELBO",
-           "ImportanceWeightedELBO", "gradient_variance", "PlainVAE", "check_binary", "check_network_data"]
+__all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows", "PlainVAE",
+           "check_binary", "check_network_data"]
 
 ESTIMATORS = {
     "reparam": "SGVB A: reparameterised Monte Carlo estimate of the whole ELBO (Trace_ELBO's estimator)",
@@ -220,205 +204,6 @@ def _register_module(model, key: str, module: nn.Module) -> None:
         pyro.param(name, value)
 
 
-class _SampleSites(Messenger):
-    """The sample sites of one run, by name (the messages themselves), with the latent values of an earlier
-    run's sites replayed if ``replay`` is given: what ``poutine.trace(poutine.replay(fn, trace))`` gives
-    an ELBO, without a Trace's copies of every message and its param nodes. Param statements still pass
-    through the handler stack (an enclosing ``poutine.trace``, as in ``SVI``, records them)."""
-
-    def __init__(self, replay: dict | None = None):
-        super().__init__()
-        self.nodes: dict = {}
-        self.replay = replay
-
-    def _pyro_sample(self, msg) -> None:
-        if self.replay is not None and not msg["is_observed"]:
-            site = self.replay.get(msg["name"])
-            if site is not None:
-                if site["is_observed"]:
-                    raise RuntimeError(f"site {msg['name']} must be sampled in trace")
-                msg["done"] = True
-                msg["value"] = site["value"]
-                msg["infer"] = site["infer"]
-
-    def _pyro_post_sample(self, msg) -> None:
-        if msg["infer"].get("_do_not_trace"):
-            return
-        if msg["name"] in self.nodes:
-            raise RuntimeError(f"Multiple sample sites named '{msg['name']}'")
-        self.nodes[msg["name"]] = msg
-
-
-class _DifferentiableELBO(ELBO):
-    """An ELBO whose loss is one differentiable tensor (no surrogate): ``loss`` and ``loss_and_grads``
-    follow from ``differentiable_loss``."""
-
-    def loss(self, model, guide, *args, **kwargs) -> float:
-        with torch.no_grad():
-            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
-
-    def loss_and_grads(self, model, guide, *args, **kwargs) -> float:
-        loss = self.differentiable_loss(model, guide, *args, **kwargs)
-        if loss.requires_grad:
-            loss.backward(retain_graph=self.retain_graph)
-        return torch_item(loss)
-
-
-class ReparamELBO(_DifferentiableELBO):
-    """The ELBO of a fully reparameterised guide with less bookkeeping than Pyro's classes.
-
-    ``analytic_kl=False``: ``Trace_ELBO``'s estimator, log p(x, z) - log q(z) at the guide's draws.
-    ``analytic_kl=True``: ``TraceMeanField_ELBO``'s, KL(q || p) in closed form for each latent site where
-    torch registers one (the Monte Carlo terms elsewhere).
-
-    Same value and gradient as those classes; what it leaves out is their bookkeeping: the sample sites
-    are recorded without a Trace's copies (and not copied again to prune the subsample sites), no
-    score-function parts or Python-float copies of the bound are made, and the per-datum terms that
-    share a scale and a shape (the sites of one plate) are added before they are reduced, so a plate
-    costs one sum and one scaling instead of one per site. Latent guide sites that are not
-    reparameterised, or enumerated, are refused (use ``TraceGraph_ELBO`` / ``TraceEnum_ELBO``); observed
-    guide sites (``pyro.factor``) count as in ``Trace_ELBO``. A model latent the guide lacks is drawn from
-    the model and counted by its log density (where ``TraceMeanField_ELBO`` stops with a ``KeyError``).
-    With validation on (``pyro.enable_validation``, Pyro's default), model and guide run under Pyro's own
-    traces and are checked as its ELBOs check them (matching sites, site shapes against their plates, NaN
-    warnings).
-    """
-
-    def __init__(self, num_particles: int = 1, max_plate_nesting: float = float("inf"),
-                 vectorize_particles: bool = False, *, analytic_kl: bool = False, retain_graph=None):
-        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
-                         vectorize_particles=vectorize_particles, retain_graph=retain_graph)
-        self.analytic_kl = bool(analytic_kl)
-
-    def _get_trace(self, model, guide, args, kwargs):
-        if is_validation_enabled():  # Pyro's traces, checked as its ELBOs check them
-            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
-            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
-            return model_trace, guide_trace
-        with _SampleSites() as guide_sites:
-            guide(*args, **kwargs)
-        with _SampleSites(replay=guide_sites.nodes) as model_sites:
-            model(*args, **kwargs)
-        return model_sites, guide_sites
-
-    def _loss_particle(self, model_trace, guide_trace):
-        validate = is_validation_enabled()
-        groups: dict = {}  # (scale, shape) -> per-datum sum of the terms of that scale and shape
-
-        def add(term, scale, mask, sign):
-            if mask is not None:
-                term = scale_and_mask(term, mask=mask)
-            if not isinstance(scale, numbers.Number):  # a tensor scale: applied here, grouped as 1
-                term, scale = term * scale, 1.0
-            key = (scale, term.shape)
-            acc = groups.get(key)
-            if acc is None:
-                groups[key] = term if sign > 0 else -term
-            else:
-                groups[key] = acc + term if sign > 0 else acc - term
-
-        def log_prob(site):
-            lp = site["fn"].log_prob(site["value"])
-            if validate:  # the shape Pyro checks: after the site's scale and mask
-                site["log_prob"] = scale_and_mask(lp, site["scale"], site["mask"])
-                check_site_shape(site, self.max_plate_nesting)
-            return lp
-
-        closed_form = set()
-        for name, site in model_trace.nodes.items():
-            if site["type"] != "sample" or site_is_subsample(site):
-                continue
-            if self.analytic_kl and not site["is_observed"] and name in guide_trace.nodes:
-                q_site = guide_trace.nodes[name]
-                try:
-                    kl = kl_divergence(q_site["fn"], site["fn"])
-                except NotImplementedError:
-                    pass
-                else:
-                    if not torch.is_tensor(kl):
-                        value = q_site["value"]
-                        kl = torch.full(q_site["fn"].batch_shape, float(kl), dtype=value.dtype, device=value.device)
-                    if validate:  # shape checks only: the closed form replaces both log densities
-                        log_prob(site)
-                        log_prob(q_site)
-                    add(kl, q_site["scale"], q_site["mask"], -1)
-                    closed_form.add(name)
-                    continue
-            add(log_prob(site), site["scale"], site["mask"], +1)
-        for name, site in guide_trace.nodes.items():  # latent sites, and observed ones such as pyro.factor
-            if site["type"] != "sample" or site_is_subsample(site):
-                continue
-            if site["infer"].get("enumerate"):
-                raise ValueError(f"ReparamELBO does not sum out enumerated sites; {name!r} is enumerated "
-                                 f"(use TraceEnum_ELBO)")
-            if not site["is_observed"] and not site["fn"].has_rsample:
-                raise ValueError(f"ReparamELBO needs reparameterised guide sites; {name!r} is not "
-                                 f"(use TraceGraph_ELBO, or the 'score_function' estimator)")
-            if name not in closed_form:
-                add(log_prob(site), site["scale"], site["mask"], -1)
-        loss = None  # -ELBO / num_particles: the sign and the particle average folded into each group's scale
-        for (scale, _), term in groups.items():
-            factor = -scale / self.num_particles
-            part = -term.sum() if factor == -1.0 else term.sum() * factor
-            loss = part if loss is None else loss + part
-        return loss
-
-    def differentiable_loss(self, model, guide, *args, **kwargs):
-        """-ELBO averaged over ``num_particles`` draws, differentiable in the model's and guide's parameters."""
-        loss = None
-        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
-            part = self._loss_particle(model_trace, guide_trace)
-            loss = part if loss is None else loss + part
-        if loss is None:
-            raise ValueError("the model and guide have no sample sites")
-        if is_validation_enabled():
-            warn_if_nan(loss, "loss")
-        return loss
-
-
-class ImportanceWeightedELBO(_DifferentiableELBO):
-    """The k-sample importance-weighted bound (Burda et al., IWAE), per datum of the data plate:
-
-        L_k = sum_n log (1/k) sum_i p(x_n, z_n^i) / q(z_n^i | x_n),   z_n^i ~ q(. | x_n),
-
-    with reparameterised draws, vectorised over the k particles. Sites outside the data plate are
-    shared by every datum (their log weight broadcasts). With a subsampled plate, the per-datum
-    bound is multiplied by N / batch size *after* the log-mean-exp. ``loss`` is -L_k.
-    """
-
-    def __init__(self, num_particles: int = 5, max_plate_nesting: int = 1):
-        super().__init__(num_particles=check_positive_int(num_particles, "num_particles"),
-                         max_plate_nesting=max_plate_nesting, vectorize_particles=True)
-
-    def _get_trace(self, model, guide, args, kwargs):
-        return get_importance_trace("flat", self.max_plate_nesting, model, guide, args, kwargs)
-
-    def differentiable_loss(self, model, guide, *args, **kwargs):
-        model_trace, guide_trace = next(iter(self._get_traces(model, guide, args, kwargs)))
-        log_w, scale = 0.0, None
-        for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-            for site in trace.nodes.values():
-                if site["type"] != "sample" or (sign < 0 and site["is_observed"]):
-                    continue
-                if sign < 0 and not site["fn"].has_rsample:
-                    raise ValueError(f"the importance-weighted bound needs reparameterised guide sites; "
-                                     f"{site['name']!r} is not")
-                lp = site["fn"].log_prob(site["value"])
-                if site["mask"] is not None:
-                    lp = lp * site["mask"]
-                s = site["scale"]
-                if scale is None or (isinstance(s, (int, float)) and s != 1.0):
-                    scale = s
-                log_w = log_w + sign * lp
-        if not isinstance(log_w, torch.Tensor):
-            raise ValueError("the model has no sample sites")
-        k = self.num_particles
-        log_w = log_w.reshape(k, -1) if log_w.dim() > 0 else log_w.expand(k).reshape(k, 1)
-        bound = torch.logsumexp(log_w, 0) - math.log(k)
-        return -(bound.sum() * (scale if scale is not None else 1.0))
-
-
 class VAEGuide(nn.Module):
     """The VAE's amortised guide (its ``custom`` guide): the encoder, plus the learned baseline network
     used by the score-function estimator. Call signature as the model's: ``guide(data, subsample_size)``."""
@@ -453,7 +238,6 @@ class VAE(ZooModel):
     site ``obs``. Module parameters: ``encoder``, ``decoder`` (and ``log_scale``, ``baseline_net``).
     """
 
-    max_plate_nesting = 1
     #: fit keeps at most this many posterior draws of the local z (N x L each) in ``FitResult.samples``
     max_posterior_draws = 10
     #: the model accepts ``subsample_size`` (minibatches through ``inference.fit(batch_size=...)``)
@@ -569,30 +353,12 @@ class VAE(ZooModel):
             self._guide = VAEGuide(self)
         return self._guide
 
-    def make_elbo(self, *, jit: bool = False, estimator: str | None = None, pyro_elbo: bool = False):
-        """The ELBO of ``estimator`` (default: the model's). ``reparam`` and ``analytic_kl`` use
-        :class:`ReparamELBO` (``Trace_ELBO``'s and ``TraceMeanField_ELBO``'s estimators with less
-        bookkeeping); ``pyro_elbo=True`` gives Pyro's own classes, ``jit=True`` their compiled variants."""
-        estimator = check_choice(self.estimator if estimator is None else estimator, ESTIMATORS, "estimator")
-        kw = dict(num_particles=self.num_particles, max_plate_nesting=1,
-                  vectorize_particles=self.num_particles > 1)
-        if estimator == "iwae":
-            if jit:
-                raise ValueError("the 'iwae' estimator has no compiled variant; use jit=False")
-            return ImportanceWeightedELBO(self.num_particles if self.num_particles > 1 else 5, max_plate_nesting=1)
-        if jit:
-            if estimator == "score_function":
-                raise ValueError("the 'score_function' estimator has no compiled variant (its decaying-average "
-                                 "baseline lives in the param store); use jit=False")
-            kw["ignore_jit_warnings"] = True
-        elif not pyro_elbo and estimator in ("reparam", "analytic_kl"):
-            return ReparamELBO(**kw, analytic_kl=estimator == "analytic_kl")
-        if estimator == "score_function":  # a fresh decaying-average baseline (Pyro keeps it in the param store)
-            pyro.get_param_store().__delitem__("__baseline_avg_downstream_cost_z") \
-                if "__baseline_avg_downstream_cost_z" in pyro.get_param_store() else None
-        cls = {"reparam": (Trace_ELBO, JitTrace_ELBO), "analytic_kl": (TraceMeanField_ELBO, JitTraceMeanField_ELBO),
-               "score_function": (TraceGraph_ELBO, JitTraceGraph_ELBO)}[estimator][int(bool(jit))]
-        return cls(**kw)
+    def elbo_spec(self) -> ELBOSpec:
+        """The gradient estimator of the ELBO (``estimator``) with ``num_particles`` draws per datum: ``reparam``
+        and ``analytic_kl`` train with :class:`inference.ReparamELBO`, ``score_function`` with
+        ``TraceGraph_ELBO``, ``iwae`` with :class:`inference.ImportanceWeightedELBO`
+        (``inference.make_elbo``)."""
+        return ELBOSpec(self.estimator, self.num_particles)
 
     # --- evaluation -------------------------------------------------------------------
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -669,53 +435,6 @@ class VAE(ZooModel):
         n = check_positive_int(n, "n")
         z = torch.randn(n, self.latent_dim, dtype=self._dtype, device=self.log_scale.device)
         return self._obs_dist(self.decoder(z)).sample()
-
-
-def gradient_variance(model: VAE, x, estimators=("reparam", "analytic_kl", "score_function"), num_draws: int = 200,
-                      *, burn_in: int = 20, seed: int = 0):
-    """Variance of each estimator's gradient of the ELBO with respect to the encoder's parameters phi, at
-    fixed parameters and batch: ``num_draws`` independent gradient draws per estimator (after ``burn_in``
-    draws that warm up a decaying-average baseline; parameters are not updated). x (B, D).
-
-    Returns a pandas DataFrame, one row per estimator: ``mean_variance`` (the per-coordinate variance,
-    averaged over the P coordinates of phi), ``total_variance`` (its sum, the trace of the covariance),
-    ``mean_grad_norm`` (norm of the mean gradient) and ``snr`` (mean |mean| / std over coordinates).
-    """
-    import pandas as pd
-
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a zoo.vae.VAE, got {type(model).__name__}")
-    if isinstance(estimators, str):
-        estimators = (estimators,)
-    for est in estimators:
-        check_choice(est, ESTIMATORS, "estimator")
-    num_draws = check_positive_int(num_draws, "num_draws", minimum=2)
-    burn_in = check_positive_int(burn_in, "burn_in", minimum=0)
-    x = model.check_data(x)
-    params = [p for p in model.encoder.parameters()]
-    guide = model.custom_guide()
-    saved = model.estimator
-    rows = []
-    try:
-        for est in estimators:
-            model.estimator = est
-            elbo = model.make_elbo(estimator=est)
-            pyro.set_rng_seed(seed)
-            draws = []
-            for d in range(burn_in + num_draws):
-                model.zero_grad()
-                elbo.loss_and_grads(model.model, guide, x)
-                if d >= burn_in:
-                    draws.append(torch.cat([p.grad.reshape(-1) for p in params]).detach().clone())
-            G = torch.stack(draws).double()
-            var, mean = G.var(0), G.mean(0)
-            rows.append({"estimator": est, "mean_variance": var.mean().item(), "total_variance": var.sum().item(),
-                         "mean_grad_norm": mean.norm().item(),
-                         "snr": (mean.abs() / var.sqrt().clamp_min(1e-30)).mean().item()})
-    finally:
-        model.estimator = saved
-        model.zero_grad()
-    return pd.DataFrame(rows).set_index("estimator")
 
 
 class _NonReparamNormal(dist.Normal):

@@ -1,0 +1,252 @@
+"""Stochastic variational inference (``method="svi"``) and MAP (``method="map"``, a point-estimate guide).
+
+The guide is a registered name (``guides.list_guides()``) or the user's own guide callable; the loss
+is :func:`inference.elbo.elbo_for` the model (enumerated sites summed out); the loop is plain
+PyTorch Adam over the model's and the guide's parameters, with a progress bar, early stopping,
+restarts, checkpoints and minibatches.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from tqdm.auto import tqdm
+
+from guides import guide_spec, make_guide
+
+from .checkpoint import atomic_save, load_checkpoint
+from .elbo import elbo_for
+from .methods import positive_int, register_method
+from .result import FitResult
+
+__all__ = ["fit_svi", "guide_samples"]
+
+
+def _guide_label(guide) -> str:
+    return getattr(guide, "__name__", type(guide).__name__)
+
+
+@register_method("map", description="maximum a posteriori: SVI with a point-estimate guide (delta, laplace)",
+                 takes_guide=True)
+@register_method("svi", description="stochastic variational inference with any registered guide or your own",
+                 takes_guide=True)
+def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: float = 0.05, betas=(0.9, 0.999),
+            lr_decay: float = 1.0, tol: float | None = None, patience: int = 20, restarts: int = 1,
+            restart_select: str = "initial", seed: int = 0, progress_bar: bool = True, checkpoint=None,
+            checkpoint_every: int = 100, resume: bool = False, num_samples: int = 500, guide_kwargs: dict | None = None,
+            batch_size: int | None = None, jit_loss: bool = False, num_particles: int = 1) -> FitResult:
+    """Fit ``model`` by SVI (or MAP) and draw ``num_samples`` posterior draws from the guide.
+
+    Parameters
+    ----------
+    guide : a registered guide name (default ``"normal"`` for SVI, ``"delta"`` for MAP) or a guide
+        callable with the model's signature (an autoguide, a function with ``pyro.param`` statements,
+        a ``PyroModule``); a callable runs one restart and is trusted to be a point estimate for MAP.
+    num_steps, lr, betas, lr_decay : SVI steps and Adam settings; the learning rate is multiplied
+        by ``lr_decay`` after every step (as Pyro's ClippedAdam ``lrd``).
+    tol, patience : stop when the loss has not improved by more than ``tol`` (relative) for
+        ``patience`` consecutive steps. ``None`` runs every step.
+    restarts, restart_select : from ``restarts`` seeded initialisations. With ``"initial"`` (Pyro's
+        GMM tutorial strategy) each is scored by its initial loss and only the best is trained; with
+        ``"final"`` each is trained and the lowest final loss (mean of the last 10 steps) is kept.
+        Under a Dirichlet prior with concentration < 1 the MAP density is unbounded where a weight hits
+        0, so ``"final"`` can prefer such a collapsed fit.
+    seed, progress_bar : seeds Pyro, torch and the initialisation; a tqdm bar.
+    checkpoint, checkpoint_every, resume : save guide, model and optimiser state to ``checkpoint`` every
+        ``checkpoint_every`` steps (atomically); with ``resume`` continue from it when present.
+    num_samples : posterior draws from the guide (at most ``model.max_posterior_draws``; one for delta).
+    guide_kwargs : options for the guide factory (``init_scale``, ``rank``, ``num_transforms``...).
+    batch_size : minibatches of the model's data plate (a model that ``supports_minibatch`` and its
+        ``custom`` guide); ``None``: full batch.
+    jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
+    num_particles : vectorised draws of the guide per step (a model with its own ELBO sets its own).
+    """
+    for name, value in [("num_steps", num_steps), ("restarts", restarts), ("num_samples", num_samples),
+                        ("patience", patience), ("checkpoint_every", checkpoint_every),
+                        ("num_particles", num_particles)]:
+        positive_int(value, name)
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    if not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
+    if tol is not None and not tol >= 0:
+        raise ValueError(f"tol must be non-negative or None, got {tol}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs a checkpoint path")
+    if checkpoint is not None and restarts != 1:
+        raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
+    if restart_select not in ("initial", "final"):
+        raise ValueError(f"unknown restart_select {restart_select!r}; known: 'initial', 'final'")
+    user_guide = guide is not None and not isinstance(guide, str)
+    if user_guide:
+        if not callable(guide):
+            raise TypeError(f"guide must be a registered guide name or a guide callable, got {type(guide).__name__}")
+        if restarts != 1:
+            raise ValueError("restarts build a fresh guide each time: pass a guide name, or restarts=1 with a "
+                             "guide callable")
+        if guide_kwargs:
+            raise ValueError("guide_kwargs are options for a registered guide's factory, not for a guide callable")
+        if checkpoint is not None and not isinstance(guide, torch.nn.Module):
+            raise ValueError("checkpoints save a guide's state_dict: use a guide module (an autoguide, a PyroModule)")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if not model.supports_minibatch:
+            raise ValueError(f"{type(model).__name__} does not subsample its data plate; use batch_size=None")
+        if guide not in (None, "custom"):
+            raise ValueError(f"minibatches need the model's amortised 'custom' guide, got guide {guide!r}")
+        guide = "custom"
+    if guide is None:
+        guide = "delta" if method == "map" else "normal"
+    if not user_guide:
+        spec = guide_spec(guide)
+        if method == "map" and not spec.point_estimate:
+            raise ValueError(f"method 'map' needs a point-estimate guide ('delta' or 'laplace'), got {guide!r}")
+    guide_kwargs = dict(guide_kwargs or {})
+    guide_name = _guide_label(guide) if user_guide else guide
+    if guide == "laplace":
+        guide_kwargs.setdefault("max_plate_nesting", model.sites(data).max_plate_nesting)
+
+    start = time.perf_counter()
+    elbo = elbo_for(model, data, num_particles=num_particles, jit=jit_loss)
+    loss_kwargs = {} if batch_size is None else {"subsample_size": min(batch_size, data.shape[0])}
+
+    def build(run_seed):
+        pyro.set_rng_seed(run_seed)
+        model.reset_parameters(data, seed=run_seed)
+        g = guide if user_guide else make_guide(guide, model, init_values=model.init_values(data, seed=run_seed),
+                                                **guide_kwargs)
+        with torch.no_grad():
+            initial = float(elbo.loss(model.model, g, data))
+        return g, initial
+
+    def train(g, run_seed, label):
+        pyro.set_rng_seed(run_seed)
+        losses, converged = _svi_loop(
+            model, g, data, elbo=elbo, num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
+            patience=patience, progress_bar=progress_bar, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+            resume=resume, desc=f"{method}/{guide_name}" + label, loss_kwargs=loss_kwargs,
+        )
+        return sum(losses[-10:]) / len(losses[-10:]), g, losses, converged, run_seed
+
+    seeds = [seed + r for r in range(restarts)]
+    if restart_select == "initial" and restarts > 1:
+        scored = [(build(s)[1], s) for s in seeds]
+        run_seed = min(scored)[1]
+        best = train(build(run_seed)[0], run_seed, "")
+    else:
+        best = None
+        for r, s in enumerate(seeds):
+            out = train(build(s)[0], s, f" {r + 1}/{restarts}" if restarts > 1 else "")
+            if best is None or out[0] < best[0]:
+                best = out
+    _, g, losses, converged, run_seed = best
+    pyro.set_rng_seed(run_seed)
+    posterior_guide = g.laplace_approximation(data) if guide == "laplace" else g
+    draws = 1 if guide == "delta" else min(num_samples, model.max_posterior_draws or num_samples)
+    samples = guide_samples(model, posterior_guide, data, draws)
+    return FitResult(model=model, data=data, method=method, guide_name=guide_name, guide=g, losses=losses,
+                     samples=samples, converged=converged, run_time=time.perf_counter() - start,
+                     posterior_guide=posterior_guide, seed=run_seed)
+
+
+def _params(model, guide, data, elbo, loss_kwargs):
+    """The leaf tensors to optimise: the parameters of the guide and model modules, and the param-store
+    values that the loss reads (``pyro.param`` in a plain function, ``pyro.module``)."""
+    devices = [data.device] if data.is_cuda else []
+    with torch.random.fork_rng(devices=devices), poutine.trace(param_only=True) as capture, torch.no_grad():
+        elbo.loss(model.model, guide, data, **loss_kwargs)  # the draws of this pass leave no trace
+    found = []
+    for site in capture.trace.nodes.values():
+        value = site["value"]
+        value = value.unconstrained() if hasattr(value, "unconstrained") else value  # the param store's leaf
+        if value.is_leaf:  # a module's constrained parameter is reached through .parameters() instead
+            found.append(value)
+    modules = list(guide.parameters()) if isinstance(guide, torch.nn.Module) else []
+    seen, out = set(), []
+    for p in modules + list(model.parameters()) + found:
+        if id(p) not in seen and p.requires_grad:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, patience, progress_bar, checkpoint,
+              checkpoint_every, resume, desc, loss_kwargs=None):
+    loss_kwargs = loss_kwargs or {}
+    if hasattr(elbo, "differentiable_loss"):
+        def loss_and_grads():
+            loss = elbo.differentiable_loss(model.model, guide, data, **loss_kwargs)
+            if torch.isfinite(loss):
+                loss.backward()
+            return loss.item()
+    else:  # surrogate-loss estimators (TraceGraph_ELBO: score function with baselines) backpropagate themselves
+        def loss_and_grads():
+            return float(elbo.loss_and_grads(model.model, guide, data, **loss_kwargs))
+    with torch.no_grad():
+        guide(data)  # creates the guide's parameters on the data's device
+    optim = torch.optim.Adam(_params(model, guide, data, elbo, loss_kwargs), lr=lr, betas=tuple(betas))
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
+    losses, step, best, stall = [], 0, float("inf"), 0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = load_checkpoint(checkpoint, map_location="cpu")
+        guide.load_state_dict(state["guide"])
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        schedule.load_state_dict(state["schedule"])
+        losses, step = list(state["losses"]), int(state["step"])
+        best, stall = float(state["best"]), int(state["stall"])
+        torch.set_rng_state(state["rng"])
+        if data.is_cuda and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device=data.device)
+
+    def save():
+        atomic_save({"guide": guide.state_dict(), "model": model.state_dict(), "optim": optim.state_dict(),
+                     "schedule": schedule.state_dict(),
+                     "losses": torch.tensor(losses, dtype=torch.float64), "step": step, "best": best,
+                     "stall": stall, "rng": torch.get_rng_state(),
+                     **({"cuda_rng": torch.cuda.get_rng_state(data.device)} if data.is_cuda else {})}, checkpoint)
+
+    converged = False
+    with tqdm(total=num_steps, initial=step, desc=desc, disable=not progress_bar, leave=False) as bar:
+        while step < num_steps:
+            optim.zero_grad()
+            value = loss_and_grads()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"the loss became {value} at step {step}; try a smaller lr")
+            optim.step()
+            schedule.step()
+            losses.append(value)
+            step += 1
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{value:.4g}")
+            if tol is not None:
+                if value < best - tol * abs(best) or best == float("inf"):
+                    best, stall = value, 0
+                else:
+                    stall += 1
+                    if stall >= patience:
+                        converged = True
+                        break
+            if checkpoint is not None and step % checkpoint_every == 0:
+                save()
+    if checkpoint is not None:
+        save()
+    return [float(v) for v in losses], converged
+
+
+@torch.no_grad()
+def guide_samples(model, guide, data, num_samples) -> dict[str, torch.Tensor]:
+    """Draws of every continuous latent site of ``model`` from ``guide``, each (1, num_samples, ...)."""
+    names = model.sites(data).latent_names
+    draws: dict[str, list] = {name: [] for name in names}
+    for _ in range(num_samples):
+        trace = pyro.poutine.trace(guide).get_trace(data)
+        for name in names:
+            draws[name].append(trace.nodes[name]["value"].detach())
+    return {k: torch.stack(v)[None] for k, v in draws.items()}
