@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from inference.em import temperature_schedule
+from zoo.mixture._base import temperature_schedule
 from zoo.gaussian_mixture import DegenerateComponentWarning, GaussianMixture
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]

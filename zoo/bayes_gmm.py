@@ -15,7 +15,7 @@ sum to less than 1, ``p(assignment = k) = weights_k`` exactly, which the model w
 categorical over the normalised weights plus the factor ``N log sum_k weights_k``.
 
 Hyperparameters left ``None`` take scikit-learn's data-dependent defaults
-(:func:`inference.cavi.make_prior`). ``custom_guide`` is the conjugate mean-field family
+(:func:`zoo.mixture.gauss_wishart.make_prior`). ``custom_guide`` is the conjugate mean-field family
 (Dirichlet or Beta, Wishart or Gamma, Normal given the precision) in which CAVI
 (:func:`inference.cavi.fit_cavi`) is exact; any registered guide (``normal``...) also
 applies, the Wishart site being mapped to ``R^{D(D+1)/2}`` through its Cholesky factor.
@@ -32,7 +32,7 @@ from pyro.ops.indexing import Vindex
 from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
-from inference import cavi
+from .mixture import gauss_wishart as gw
 
 from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
 from .base import ZooModel
@@ -150,7 +150,7 @@ class BayesianGMM(ZooModel):
         self.D = None if D is None else check_positive_int(D, "D")
         self.covariance_type = check_choice(covariance_type, ("full", "diag"), "covariance_type")
         self.weight_concentration_prior_type = check_choice(
-            weight_concentration_prior_type, cavi.WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
+            weight_concentration_prior_type, gw.WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
         self.weight_concentration_prior = weight_concentration_prior
         self.mean_precision_prior = mean_precision_prior
         self.mean_prior = mean_prior
@@ -165,7 +165,7 @@ class BayesianGMM(ZooModel):
             for name in ("weight_concentration_prior", "mean_precision_prior"):
                 v = getattr(self, name)
                 if v is not None:
-                    cavi._check_positive(v, name)
+                    gw._check_positive(v, name)
         self._prior_cache = None
 
     @property
@@ -180,12 +180,12 @@ class BayesianGMM(ZooModel):
             else ["component", "feature"]
         return dims
 
-    def prior(self, data: torch.Tensor) -> cavi.GaussianWishartPrior:
+    def prior(self, data: torch.Tensor) -> gw.GaussianWishartPrior:
         """The validated hyperparameters for ``data`` (defaults computed from it), float64."""
         key = (data.data_ptr(), tuple(data.shape), data.device, data.dtype, getattr(data, "_version", 0))
         if self._prior_cache is not None and self._prior_cache[0] == key:
             return self._prior_cache[1]
-        pr = cavi.make_prior(
+        pr = gw.make_prior(
             data, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
@@ -357,11 +357,11 @@ class BayesianGMMGuide(PyroModule):
         K, (N, D) = self.K, data.shape
         init = self._init_values or model.init_values(data)
         nk = torch.full((K,), N / K, dtype=torch.float64, device=data.device)
-        conc = cavi.weight_update(nk, pr)
+        conc = gw.weight_update(nk, pr)
         means = init["locs"].to(torch.float64)
         sk = pr.covariance / pr.degrees_of_freedom
         sk = sk.expand((K,) + sk.shape)
-        q = cavi.component_update(nk, means, sk, pr)
+        q = gw.component_update(nk, means, sk, pr)
         self._set(conc.to(data.dtype), q["beta"].to(data.dtype), means.to(data.dtype), q["nu"].to(data.dtype),
                   q["psi"].to(data.dtype))
 

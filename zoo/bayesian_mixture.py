@@ -1,8 +1,8 @@
 """Variational Bayesian Gaussian mixture (CAVI), scikit-learn compatible.
 
-:class:`BayesianGaussianMixture` is the conjugate model of :mod:`inference.cavi`
+:class:`BayesianGaussianMixture` is the conjugate model of :mod:`zoo.mixture.gauss_wishart`
 (Dirichlet or truncated stick-breaking weights, Gauss-Wishart components) fitted by
-coordinate ascent on the ELBO through the EM driver of :mod:`inference.em`. The
+coordinate ascent on the ELBO through the EM driver of :mod:`zoo.mixture._base`. The
 E-step and the statistics are those of :class:`zoo.gaussian_mixture.GaussianMixture`
 (one GEMM per row chunk for all components, fused with the accumulation of the
 sufficient statistics); only the parameter update and the objective differ.
@@ -16,8 +16,8 @@ import numbers
 import numpy as np
 import torch
 
-from inference import cavi
-from inference.em import tempered_responsibilities
+from .mixture import gauss_wishart as gw
+from zoo.mixture._base import tempered_responsibilities
 from zoo._checks import check_choice, check_n_components, check_positive_int
 from zoo.gaussian_mixture import INIT_PARAMS, GaussianMixture
 
@@ -51,7 +51,7 @@ class BayesianGaussianMixture(GaussianMixture):
     covariance_prior : array-like (D, D) full / (D,) diag, default=None (the data's
         covariance / variances, ``ddof=1``). The inverse Wishart scale ``Psi0 = W0^-1``.
     diag_family : {'wishart', 'gamma'}, default='wishart'
-        Family of the ``diag`` precisions (see :mod:`inference.cavi`): scikit-learn's
+        Family of the ``diag`` precisions (see :mod:`zoo.mixture.gauss_wishart`): scikit-learn's
         diagonal-scale Wishart, or independent per-dimension Gammas.
     device, dtype, chunk_size, progress_bar : as :class:`zoo.GaussianMixture`.
 
@@ -129,7 +129,7 @@ class BayesianGaussianMixture(GaussianMixture):
             raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}")
         self._kind, self._d, self._k = self.covariance_type, X.shape[1], k
         self._w_init = self._m_init = self._p_init = None
-        self._prior = cavi.make_prior(
+        self._prior = gw.make_prior(
             X, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior,
@@ -169,8 +169,8 @@ class BayesianGaussianMixture(GaussianMixture):
             sk_reg.diagonal(dim1=-2, dim2=-1).add_(reg)
         else:
             sk_reg = sk + reg
-        conc = cavi.weight_update(nk, prior)
-        q = cavi.component_update(nk, xk, sk_reg, prior)
+        conc = gw.weight_update(nk, prior)
+        q = gw.component_update(nk, xk, sk_reg, prior)
         cov = q["psi"] / (q["nu"][:, None, None] if kind == "full" else q["nu"][:, None])
         cov, U, jitter = self._precision_cholesky(cov, reg)
         if kind == "full":
@@ -181,13 +181,13 @@ class BayesianGaussianMixture(GaussianMixture):
             precision = U * U
         p = {"conc": conc, **q, "covariances": cov, "prec_chol": U, "jitter": jitter, "logdet_psi": logdet_psi,
              "collapsed": torch.zeros(self._k, dtype=torch.bool, device=nk.device)}
-        p["const"] = cavi.estep_constants(conc, q, prior, logdet_psi)
+        p["const"] = gw.estep_constants(conc, q, prior, logdet_psi)
         if neg_entropy is not None:
-            full = cavi.elbo(neg_entropy, nk, xk, sk, conc, q, prior, precision=precision, logdet_psi=logdet_psi)
+            full = gw.elbo(neg_entropy, nk, xk, sk, conc, q, prior, precision=precision, logdet_psi=logdet_psi)
             if self._gamma:  # scikit-learn's bound has no per-dimension Gamma form
                 bound = full
             else:
-                bound = cavi.sklearn_lower_bound(neg_entropy, conc, q, prior, logdet_psi)
+                bound = gw.sklearn_lower_bound(neg_entropy, conc, q, prior, logdet_psi)
             p["bound"], p["elbo"] = float(bound), float(full)
         return p
 
@@ -251,7 +251,7 @@ class BayesianGaussianMixture(GaussianMixture):
         return (p["const"] * n).sum() - 0.5 * quad.sum()
 
     def _estimate_log_weights(self):
-        return cavi.expected_log_weights(self._params["conc"], self._prior.weight_type)
+        return gw.expected_log_weights(self._params["conc"], self._prior.weight_type)
 
     def _estimate_log_prob(self, z):
         return self._estimate_weighted_log_prob(z) - self._estimate_log_weights().to(z.dtype)
@@ -261,7 +261,7 @@ class BayesianGaussianMixture(GaussianMixture):
         np_dtype = np.float32 if self._fit_dtype == torch.float32 else np.float64
         as_np = lambda t: t.detach().to("cpu", _STAT).numpy().astype(np_dtype)  # noqa: E731
         U = p["prec_chol"]
-        self.weights_ = as_np(cavi.mixture_weights(p["conc"], self._prior.weight_type))
+        self.weights_ = as_np(gw.mixture_weights(p["conc"], self._prior.weight_type))
         self.means_ = as_np(p["means"] + self._shift)
         self.covariances_ = as_np(p["covariances"])
         self.precisions_cholesky_ = as_np(U)
@@ -307,7 +307,7 @@ class BayesianGaussianMixture(GaussianMixture):
         nk, xk, sk = self._moments(self._suff_stats(Z, R.to(Z.dtype), is_log=False))
         p = self._params
         q = {k: p[k] for k in ("beta", "means", "nu", "psi")}
-        return float(cavi.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))
+        return float(gw.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))
 
     def _n_parameters(self):  # pragma: no cover - information criteria are not defined for VB
         raise AttributeError("BayesianGaussianMixture has no bic/aic")

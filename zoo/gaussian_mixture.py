@@ -5,7 +5,7 @@ over the component of each point, the M-step is closed form. With a temperature
 ``T`` the E-step uses ``r_nk ∝ (pi_k N(x_n | mu_k, Sigma_k)) ** (1 / T)``; ``T -> 0``
 is hard (classification) EM, and ``KMeans`` is hard EM with equal weights and a
 fixed unit spherical variance (Lloyd's algorithm). Both use the EM driver of
-:mod:`inference.em` and the same distance code.
+:mod:`zoo.mixture._base` and the same distance code.
 
 Speed by design (everything is a few large matrix products per row chunk):
 
@@ -37,7 +37,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from inference.em import ConvergenceWarning, EMBase, exp_floor, tempered_responsibilities
+from zoo.mixture._base import ConvergenceWarning, EMBase, exp_floor, tempered_responsibilities
 from zoo._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
 
 __all__ = ["GaussianMixture", "KMeans", "DegenerateComponentWarning", "kmeans_plusplus"]

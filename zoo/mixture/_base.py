@@ -62,7 +62,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from zoo._checks import as_data_tensor, check_positive_int
+from .._checks import as_data_tensor, check_positive_int
 
 __all__ = [
     "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",

@@ -1,0 +1,1 @@
+"""Gaussian mixtures: scikit-learn-style estimators fitted by EM or CAVI, and Pyro models."""
