@@ -22,7 +22,7 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
              seed=0, num_samples=500, progress_bar=True, device=None):
     """CAVI for a :class:`zoo.bayes_gmm.BayesianGMM` Pyro model.
 
-    Runs :class:`zoo.bayesian_mixture.BayesianGaussianMixture` with the model's priors
+    Runs :class:`zoo.mixture.BayesianGaussianMixture` with the model's priors
     and family (``diag``: per-dimension Gamma precisions), then draws ``num_samples``
     samples of every latent site from the fitted ``q``.
 
@@ -45,9 +45,8 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
     import pyro
 
     from zoo._checks import check_positive_int
-    from zoo.bayesian_mixture import BayesianGaussianMixture
-
     from zoo.mixture._base import ConvergenceWarning
+
     from .result import FitResult
 
     if not hasattr(model, "cavi_estimator"):

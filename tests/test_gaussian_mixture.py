@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from zoo.mixture._base import temperature_schedule
-from zoo.gaussian_mixture import DegenerateComponentWarning, GaussianMixture
+from zoo.mixture import DegenerateComponentWarning, GaussianMixture
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 FAITHFUL = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "data" / "faithful.csv"

@@ -48,7 +48,7 @@ import inference  # noqa: E402
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo  # noqa: E402
 from inference.plots import keep_figure  # noqa: E402
 from zoo.bayes_gmm import BayesianGMM  # noqa: E402
-from zoo.bayesian_mixture import BayesianGaussianMixture  # noqa: E402
+from zoo.mixture import BayesianGaussianMixture  # noqa: E402
 
 SMOKE = os.environ.get("SMOKE") == "1"
 OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None

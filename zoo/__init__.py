@@ -10,10 +10,9 @@ from .base import ZooModel  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
 from .gmm import GaussianMixtureModel  # noqa: E402
 from .glgae import GLGAE  # noqa: E402
-from .gaussian_mixture import GaussianMixture, KMeans  # noqa: E402
+from .mixture import BayesianGaussianMixture, GaussianMixture, KMeans  # noqa: E402
 from .linear_mixture import MixtureOfLinearModels  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
-from .bayesian_mixture import BayesianGaussianMixture  # noqa: E402
 from .bayes_gmm import BayesianGMM  # noqa: E402
 from .conjugate import ConjugateGaussian  # noqa: E402
 from .vae import VAE, PlainVAE  # noqa: E402

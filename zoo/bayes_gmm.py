@@ -135,7 +135,7 @@ class BayesianGMM(ZooModel):
     covariance_type : {'full', 'diag'}
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}
     weight_concentration_prior, mean_precision_prior, mean_prior, degrees_of_freedom_prior,
-    covariance_prior : as :class:`zoo.bayesian_mixture.BayesianGaussianMixture` (``None``:
+    covariance_prior : as :class:`zoo.mixture.BayesianGaussianMixture` (``None``:
         scikit-learn's data-dependent default).
     """
 
@@ -302,9 +302,9 @@ class BayesianGMM(ZooModel):
         return BayesianGMMGuide(self, init_values)
 
     def cavi_estimator(self, **kwargs):
-        """A :class:`zoo.bayesian_mixture.BayesianGaussianMixture` with this model's priors and
+        """A :class:`zoo.mixture.BayesianGaussianMixture` with this model's priors and
         families (``diag``: per-dimension Gammas); ``kwargs`` are its driver options."""
-        from .bayesian_mixture import BayesianGaussianMixture
+        from .mixture import BayesianGaussianMixture
 
         return BayesianGaussianMixture(
             n_components=self.K, covariance_type=self.covariance_type,

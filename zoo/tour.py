@@ -217,7 +217,7 @@ def kmeans_vs_em(ctx: TourContext) -> Section:
     from sklearn.metrics import adjusted_rand_score
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-    from .gaussian_mixture import GaussianMixture, KMeans
+    from .mixture import GaussianMixture, KMeans
 
     n = 300 if ctx.quick else 900
     X, truth, true_w, _ = _mixture_data(ctx.seed, n)
@@ -631,7 +631,7 @@ def variational_em(ctx: TourContext) -> Section:
     from inference.cavi import fit_cavi, mean_field_elbo
 
     from .bayes_gmm import BayesianGMM
-    from .bayesian_mixture import BayesianGaussianMixture
+    from .mixture import BayesianGaussianMixture
 
     rng = np.random.default_rng(ctx.seed)
     n = 150 if ctx.quick else 600

@@ -66,7 +66,7 @@ from .._checks import as_data_tensor, check_positive_int
 
 __all__ = [
     "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",
-    "tempered_responsibilities", "exp_floor",
+    "tempered_responsibilities", "exp_floor", "as_param", "check_shape", "check_reg_covar", "to_numpy",
 ]
 
 
@@ -480,3 +480,35 @@ def _not_fitted(est):
     return NotFittedError(
         f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
     )
+
+
+# ------------------------------------------------------------ parameter plumbing
+def as_param(value, name, device) -> torch.Tensor:
+    """A user-given parameter (array-like or tensor) as a finite float64 tensor on ``device``."""
+    try:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        t = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return t.to(device=device)
+
+
+def check_shape(t, shape, name):
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} should have shape {tuple(shape)}, got {tuple(t.shape)}")
+
+
+def check_reg_covar(reg):
+    if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not (reg >= 0 and math.isfinite(reg)):
+        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}")
+    return float(reg)
+
+
+def to_numpy(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """A fitted attribute: ``t`` as a NumPy array of the model dtype (float32 or float64)."""
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    return t.detach().to("cpu", torch.float64).numpy().astype(np_dtype)
+

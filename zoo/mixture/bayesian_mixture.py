@@ -2,32 +2,29 @@
 
 :class:`BayesianGaussianMixture` is the conjugate model of :mod:`zoo.mixture.gauss_wishart`
 (Dirichlet or truncated stick-breaking weights, Gauss-Wishart components) fitted by
-coordinate ascent on the ELBO through the EM driver of :mod:`zoo.mixture._base`. The
-E-step and the statistics are those of :class:`zoo.gaussian_mixture.GaussianMixture`
-(one GEMM per row chunk for all components, fused with the accumulation of the
-sufficient statistics); only the parameter update and the objective differ.
+coordinate ascent on the ELBO through the EM driver of :mod:`zoo.mixture._base`. It is a
+sibling of :class:`~zoo.mixture.GaussianMixture` over :class:`~zoo.mixture.BaseGaussianMixture`:
+the E-step and the statistics are the same (one GEMM per row chunk for all components, fused
+with the accumulation of the sufficient statistics); only the update from the statistics, the
+E-step constants and the objective differ. There are no ``bic``/``aic``: compare ``elbo_``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 
 import numpy as np
 import torch
 
-from .mixture import gauss_wishart as gw
-from zoo.mixture._base import tempered_responsibilities
-from zoo._checks import check_choice, check_n_components, check_positive_int
-from zoo.gaussian_mixture import INIT_PARAMS, GaussianMixture
+from . import _gaussian as kernels
+from . import gauss_wishart as gw
+from .gaussian_mixture import BaseGaussianMixture
 
 __all__ = ["BayesianGaussianMixture"]
 
-_STAT = torch.float64
-_LOG_2PI = math.log(2.0 * math.pi)
+_STAT = kernels.STAT
 
 
-class BayesianGaussianMixture(GaussianMixture):
+class BayesianGaussianMixture(BaseGaussianMixture):
     """Variational Bayesian Gaussian mixture fitted by CAVI (scikit-learn's surface).
 
     Parameters
@@ -53,7 +50,7 @@ class BayesianGaussianMixture(GaussianMixture):
     diag_family : {'wishart', 'gamma'}, default='wishart'
         Family of the ``diag`` precisions (see :mod:`zoo.mixture.gauss_wishart`): scikit-learn's
         diagonal-scale Wishart, or independent per-dimension Gammas.
-    device, dtype, chunk_size, progress_bar : as :class:`zoo.GaussianMixture`.
+    device, dtype, chunk_size, progress_bar : as :class:`~zoo.mixture.GaussianMixture`.
 
     Attributes
     ----------
@@ -68,6 +65,8 @@ class BayesianGaussianMixture(GaussianMixture):
     elbo_, elbos_ : the full ELBO (every constant) after each iteration of the kept run.
     converged_, n_iter_, n_features_in_ :
     """
+
+    _covariance_types = ("full", "diag")
 
     def __init__(
         self,
@@ -95,13 +94,10 @@ class BayesianGaussianMixture(GaussianMixture):
         verbose_interval=10,
         progress_bar=False,
     ):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
+        super().__init__(n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
+                         max_iter=max_iter, n_init=n_init, init_params=init_params, random_state=random_state,
+                         warm_start=warm_start, device=device, dtype=dtype, chunk_size=chunk_size, verbose=verbose,
+                         verbose_interval=verbose_interval, progress_bar=progress_bar)
         self.weight_concentration_prior_type = weight_concentration_prior_type
         self.weight_concentration_prior = weight_concentration_prior
         self.mean_precision_prior = mean_precision_prior
@@ -109,33 +105,17 @@ class BayesianGaussianMixture(GaussianMixture):
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
         self.diag_family = diag_family
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.chunk_size = chunk_size
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.progress_bar = progress_bar
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self, X):
-        check_choice(self.covariance_type, ("full", "diag"), "covariance_type")
-        check_choice(self.init_params, INIT_PARAMS, "init_params")
-        k = check_positive_int(self.n_components, "n_components")
-        check_n_components(k, X.shape[0], name="n_components")
-        reg = self.reg_covar
-        if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not (reg >= 0 and math.isfinite(reg)):
-            raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}")
-        self._kind, self._d, self._k = self.covariance_type, X.shape[1], k
-        self._w_init = self._m_init = self._p_init = None
+        super()._check_parameters(X)
         self._prior = gw.make_prior(
             X, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior,
             mean_precision_prior=self.mean_precision_prior, mean_prior=self.mean_prior,
             degrees_of_freedom_prior=self.degrees_of_freedom_prior, covariance_prior=self.covariance_prior,
-            n_components=k, diag_family=self.diag_family)
+            n_components=self._k, diag_family=self.diag_family)
         self._gamma = self.covariance_type == "diag" and self.diag_family == "gamma"
 
     def _prepare_data(self, X, fitting):
@@ -148,39 +128,26 @@ class BayesianGaussianMixture(GaussianMixture):
     # ------------------------------------------------------------ updates
     def _moments(self, stats):
         """Soft counts (K,), means (K, D) and covariances (no regulariser) from the statistics."""
-        d = self._d
         tiny = 10 * torch.finfo(self._fit_dtype).eps  # as scikit-learn: no 0/0 for empty components
-        if self._kind == "full":
-            nk = stats[:, d, d] + tiny
-            xk = stats[:, :d, d] / nk[:, None]
-            sk = stats[:, :d, :d] / nk[:, None, None] - xk[:, :, None] * xk[:, None, :]
-            sk = 0.5 * (sk + sk.mT)
-        else:
-            nk = stats[:, 2 * d] + tiny
-            xk = stats[:, d : 2 * d] / nk[:, None]
-            sk = (stats[:, :d] / nk[:, None] - xk * xk).clamp_(min=0.0)
+        nk, xk, sk = kernels.estimate_moments(stats, self._kind, tiny)
+        if self._kind == "diag":
+            sk = sk.clamp_(min=0.0)
         return nk, xk, sk
 
-    def _params_from_stats(self, stats, *, weights_norm=None, neg_entropy=None):
+    def _params_from_stats(self, stats, *, neg_entropy=None):
         prior, kind, reg = self._prior_c, self._kind, float(self.reg_covar)
         nk, xk, sk = self._moments(stats)
-        if kind == "full":
-            sk_reg = sk.clone()
-            sk_reg.diagonal(dim1=-2, dim2=-1).add_(reg)
-        else:
-            sk_reg = sk + reg
         conc = gw.weight_update(nk, prior)
-        q = gw.component_update(nk, xk, sk_reg, prior)
+        q = gw.component_update(nk, xk, kernels.add_reg_covar(sk, kind, reg), prior)
         cov = q["psi"] / (q["nu"][:, None, None] if kind == "full" else q["nu"][:, None])
-        cov, U, jitter = self._precision_cholesky(cov, reg)
+        cov, U, jitter = kernels.compute_precision_cholesky(cov, kind, reg)
         if kind == "full":
             logdet_psi = self._d * torch.log(q["nu"]) - 2.0 * torch.log(torch.diagonal(U, dim1=-2, dim2=-1)).sum(1)
             precision = U @ U.mT
         else:
             logdet_psi = torch.log(q["psi"]).sum(1)
             precision = U * U
-        p = {"conc": conc, **q, "covariances": cov, "prec_chol": U, "jitter": jitter, "logdet_psi": logdet_psi,
-             "collapsed": torch.zeros(self._k, dtype=torch.bool, device=nk.device)}
+        p = {"conc": conc, **q, "covariances": cov, "prec_chol": U, "jitter": jitter, "logdet_psi": logdet_psi}
         p["const"] = gw.estep_constants(conc, q, prior, logdet_psi)
         if neg_entropy is not None:
             full = gw.elbo(neg_entropy, nk, xk, sk, conc, q, prior, precision=precision, logdet_psi=logdet_psi)
@@ -191,42 +158,17 @@ class BayesianGaussianMixture(GaussianMixture):
             p["bound"], p["elbo"] = float(bound), float(full)
         return p
 
-    def _refresh(self):
-        p, d, dtype = self._params, self._d, self._fit_dtype
-        U, mu, const = p["prec_chol"], p["means"], p["const"]
-        k = mu.shape[0]
-        if self._kind == "full":
-            W = torch.empty((d + 1, k * d), dtype=_STAT, device=mu.device)
-            W[:d] = U.permute(1, 0, 2).reshape(d, k * d)
-            W[d] = -torch.einsum("kd,kde->ke", mu, U).reshape(k * d)
-            W.mul_(math.sqrt(0.5))  # the squared norms come out halved
-            self._coef = {"W": W.to(dtype), "const": const.to(dtype)}
-        else:
-            lam = U * U
-            A = torch.empty((2 * d + 1, k), dtype=_STAT, device=mu.device)
-            A[:d] = -0.5 * lam.T
-            A[d : 2 * d] = (mu * lam).T
-            A[2 * d] = const - 0.5 * (mu * mu * lam).sum(1)
-            self._coef = {"At": A.T.contiguous().to(dtype)}
-
     def _initialize(self, Z, resp):
         self._elbo_trace = []
         self._params = self._params_from_stats(self._suff_stats(Z, resp, is_log=False))
         self._params["elbo_trace"] = self._elbo_trace
         self._refresh()
 
-    def _em_iteration(self, Z, temperature):
-        acc = self._new_stats(Z)
-        total_norm = torch.zeros((), dtype=_STAT, device=Z.device)
-        for sl in self._chunks(Z.shape[0]):
-            z = Z[sl]
-            resp = self._scores(z)
-            total_norm += tempered_responsibilities(resp, temperature, dim=self._kdim()).sum(dtype=_STAT)
-            self._accumulate(acc, z, resp)
-        stats = self._finish_stats(acc)
+    def _update(self, stats, log_norm_sum, n_samples):
         # sum r log r = sum_nk r_nk s_nk - sum_n logsumexp_k s_nk with the E-step scores s_nk;
         # the first term from the statistics (no extra pass over the (N, K) responsibilities)
-        neg_entropy = self._expected_scores(stats) - total_norm
+        p = self._params
+        neg_entropy = kernels.expected_scores(stats, self._kind, p["means"], p["prec_chol"], p["const"]) - log_norm_sum
         trace = self._elbo_trace
         self._params = self._params_from_stats(stats, neg_entropy=neg_entropy)
         trace.append(self._params["elbo"])
@@ -234,38 +176,18 @@ class BayesianGaussianMixture(GaussianMixture):
         self._refresh()
         return self._params["bound"]
 
-    def _expected_scores(self, stats):
-        """``sum_nk r_nk s_nk`` for the current parameters' E-step scores ``s_nk = const_k
-        - (x_n - m_k)^T P_k (x_n - m_k) / 2`` and the responsibilities behind ``stats``."""
-        p, d = self._params, self._d
-        U, m = p["prec_chol"], p["means"]
-        if self._kind == "full":
-            n, sx, sxx = stats[:, d, d], stats[:, :d, d], stats[:, :d, :d]
-            P = U @ U.mT
-            Pm = torch.einsum("kde,ke->kd", P, m)
-            quad = (P * sxx).sum((1, 2)) - 2.0 * (Pm * sx).sum(1) + n * (Pm * m).sum(1)
-        else:
-            n, sx, sxx = stats[:, 2 * d], stats[:, d : 2 * d], stats[:, :d]
-            P = U * U
-            quad = (P * (sxx - 2.0 * m * sx + n[:, None] * m * m)).sum(1)
-        return (p["const"] * n).sum() - 0.5 * quad.sum()
+    def _score_constants(self):
+        return self._params["const"]
 
     def _estimate_log_weights(self):
         return gw.expected_log_weights(self._params["conc"], self._prior.weight_type)
 
-    def _estimate_log_prob(self, z):
-        return self._estimate_weighted_log_prob(z) - self._estimate_log_weights().to(z.dtype)
+    def _mixture_weights(self):
+        return gw.mixture_weights(self._params["conc"], self._prior.weight_type)
 
     def _publish(self):
-        p, kind = self._params, self._kind
-        np_dtype = np.float32 if self._fit_dtype == torch.float32 else np.float64
-        as_np = lambda t: t.detach().to("cpu", _STAT).numpy().astype(np_dtype)  # noqa: E731
-        U = p["prec_chol"]
-        self.weights_ = as_np(gw.mixture_weights(p["conc"], self._prior.weight_type))
-        self.means_ = as_np(p["means"] + self._shift)
-        self.covariances_ = as_np(p["covariances"])
-        self.precisions_cholesky_ = as_np(U)
-        self.precisions_ = as_np(U @ U.mT if kind == "full" else U * U)
+        super()._publish()
+        p, as_np = self._params, self._to_numpy
         conc = p["conc"]
         self.weight_concentration_ = (as_np(conc[0]), as_np(conc[1])) if conc.dim() == 2 else as_np(conc)
         self.mean_precision_ = as_np(p["beta"])
@@ -308,12 +230,3 @@ class BayesianGaussianMixture(GaussianMixture):
         p = self._params
         q = {k: p[k] for k in ("beta", "means", "nu", "psi")}
         return float(gw.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))
-
-    def _n_parameters(self):  # pragma: no cover - information criteria are not defined for VB
-        raise AttributeError("BayesianGaussianMixture has no bic/aic")
-
-    def bic(self, X):
-        raise AttributeError("bic is not defined for a variational Bayesian mixture; compare elbo_")
-
-    def aic(self, X):
-        raise AttributeError("aic is not defined for a variational Bayesian mixture; compare elbo_")
