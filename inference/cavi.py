@@ -20,11 +20,13 @@ _F64 = torch.float64
 
 def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmeans", reg_covar=0.0,
              seed=0, num_samples=500, progress_bar=True, device=None):
-    """CAVI for a :class:`zoo.bayes_gmm.BayesianGMM` Pyro model.
+    """CAVI for a Pyro model with conjugate updates (the protocol hook ``cavi_fit``), such as
+    :class:`zoo.mixture.BayesianGMM`.
 
-    Runs :class:`zoo.mixture.BayesianGaussianMixture` with the model's priors
-    and family (``diag``: per-dimension Gamma precisions), then draws ``num_samples``
-    samples of every latent site from the fitted ``q``.
+    Runs the model's closed-form coordinate ascent (for ``BayesianGMM`` a
+    :class:`zoo.mixture.BayesianGaussianMixture` with the model's priors and family, ``diag``:
+    per-dimension Gamma precisions), then draws ``num_samples`` samples of every latent site
+    from the fitted ``q``.
 
     Parameters
     ----------
@@ -44,13 +46,15 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
 
     import pyro
 
+    from sklearn.exceptions import ConvergenceWarning
+
     from zoo._checks import check_positive_int
-    from zoo.mixture._base import ConvergenceWarning
+    from zoo.base import provides
 
     from .result import FitResult
 
-    if not hasattr(model, "cavi_estimator"):
-        raise TypeError(f"fit_cavi needs a model with conjugate updates (zoo.bayes_gmm.BayesianGMM), "
+    if not provides(model, "cavi_fit"):
+        raise TypeError(f"fit_cavi needs a model with conjugate updates (zoo.mixture.BayesianGMM), "
                         f"got {type(model).__name__}")
     check_positive_int(num_samples, "num_samples")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -59,13 +63,10 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
     if device is not None:
         data = data.to(device)
     start = time.perf_counter()
-    est = model.cavi_estimator(max_iter=max_iter, tol=tol, n_init=n_init, init_params=init_params,
-                               reg_covar=reg_covar, random_state=seed, progress_bar=progress_bar)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(data)
-    guide = model.custom_guide()
-    guide.set_from_cavi(est, data)
+        guide, est = model.cavi_fit(data, max_iter=max_iter, tol=tol, n_init=n_init, init_params=init_params,
+                                    reg_covar=reg_covar, random_state=seed, progress_bar=progress_bar)
     pyro.set_rng_seed(seed)
     from .fit import _guide_samples
 

@@ -185,9 +185,11 @@ def fit(
                       seed=seed, progress_bar=progress_bar)
 
     if method == "cavi":
+        from zoo.base import provides
+
         from .cavi import fit_cavi
 
-        if not hasattr(model, "cavi_estimator"):
+        if not provides(model, "cavi_fit"):
             raise ValueError(f"{type(model).__name__} has no conjugate coordinate updates; method 'cavi' is for "
                              "conjugate models such as 'bayesian_gmm'")
         return fit_cavi(model, data, max_iter=num_steps, tol=1e-3 if tol is None else tol, seed=seed,

@@ -1,4 +1,4 @@
-"""CAVI for the Pyro model zoo.bayes_gmm: its ELBO is the Pyro model's ELBO (Monte Carlo
+"""CAVI for the Pyro model zoo.mixture.BayesianGMM: its ELBO is the Pyro model's ELBO (Monte Carlo
 through Pyro traces), the enumerated ELBO bounds it from above, CAVI against SVI with the
 conjugate and the mean-field normal guides, the FitResult, the Wishart bijection, bad input."""
 import math
@@ -15,7 +15,8 @@ from torch.distributions import Categorical
 import guides
 import inference
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo
-from zoo.bayes_gmm import BayesianGMM, _CholeskyVecToPD, stick_breaking
+from zoo.mixture import BayesianGMM, stick_breaking
+from zoo.mixture.bayesian_gmm import _CholeskyVecToPD
 from zoo.registry import create_model
 
 

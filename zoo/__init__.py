@@ -8,12 +8,10 @@ _pyro.settings.set(module_local_params=True)
 from . import datasets  # noqa: E402
 from .base import ZooModel  # noqa: E402
 from .datasets import list_datasets, load_dataset  # noqa: E402
-from .gmm import GaussianMixtureModel  # noqa: E402
 from .glgae import GLGAE  # noqa: E402
-from .mixture import BayesianGaussianMixture, GaussianMixture, KMeans  # noqa: E402
+from .mixture import BayesianGaussianMixture, BayesianGMM, GaussianMixture, GaussianMixtureModel, KMeans  # noqa: E402
 from .linear_mixture import MixtureOfLinearModels  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
-from .bayes_gmm import BayesianGMM  # noqa: E402
 from .conjugate import ConjugateGaussian  # noqa: E402
 from .vae import VAE, PlainVAE  # noqa: E402
 from .autoencoders import Autoencoder  # noqa: E402

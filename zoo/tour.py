@@ -630,8 +630,7 @@ def variational_em(ctx: TourContext) -> Section:
     import inference
     from inference.cavi import fit_cavi, mean_field_elbo
 
-    from .bayes_gmm import BayesianGMM
-    from .mixture import BayesianGaussianMixture
+    from .mixture import BayesianGaussianMixture, BayesianGMM
 
     rng = np.random.default_rng(ctx.seed)
     n = 150 if ctx.quick else 600

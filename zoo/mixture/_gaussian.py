@@ -26,7 +26,9 @@ few large matrix products per row chunk:
 
 Users: :class:`~zoo.mixture.GaussianMixture` and :class:`~zoo.mixture.BayesianGaussianMixture`
 (all of it, through their common base), :class:`~zoo.mixture.KMeans` and
-:func:`~zoo.mixture.kmeans_plusplus` (the spherical design and distances).
+:func:`~zoo.mixture.kmeans_plusplus` (the spherical design and distances), the Pyro models
+``gmm`` (:func:`component_log_prob`, and ``em_update`` through the statistics and the M-step) and
+``bayesian_gmm`` (:func:`component_log_prob`).
 
 Shapes: ``U`` is upper triangular with precision ``U U^T`` (scikit-learn's
 ``precisions_cholesky_``): (..., K, D, D) full, (D, D) tied, (..., K, D) diag (``1/sigma``),
@@ -47,7 +49,7 @@ __all__ = [
     "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
     "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
     "sufficient_statistics", "estimate_moments", "add_reg_covar", "estimate_gaussian_parameters",
-    "expected_scores",
+    "expected_scores", "component_log_prob",
 ]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -410,3 +412,14 @@ def expected_scores(stats: torch.Tensor, kind: str, means: torch.Tensor, prec_ch
         quad = (P * (sxx - 2.0 * m * sx + n[:, None] * m * m)).sum(1)
     return (const * n).sum() - 0.5 * quad.sum()
 
+
+def component_log_prob(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, prec_chol: torch.Tensor,
+                       kind: str) -> torch.Tensor:
+    """``log pi_k + log N(x_n | mu_k, (U_k U_k^T)^-1)``, (..., n, K), for data ``X`` (n, D) and
+    parameters batched over leading sample dimensions (``log_weights`` (..., K), ``means``
+    (..., K, D), ``prec_chol`` ``U``; full, diag or spherical): the coefficients evaluated on the
+    design of ``X`` centred by its mean (the expansions stay accurate away from the origin)."""
+    shift = X.mean(0)
+    const = log_gaussian_const(prec_chol, kind, X.shape[1]) + log_weights
+    coef = coefficients(kind, means - shift, prec_chol, const)
+    return weighted_log_prob(design(X, kind, shift), coef, kind)

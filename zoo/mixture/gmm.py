@@ -10,6 +10,8 @@
 
 The defaults of the priors are those of Pyro's GMM tutorial, so that its
 worked example can be reproduced; pass your own for data on another scale.
+The closed forms (``component_log_prob``, ``em_update``) are the kernels of
+:mod:`zoo.mixture._gaussian`.
 """
 from __future__ import annotations
 
@@ -19,13 +21,17 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
-from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from .base import ZooModel
-from .registry import register_model
+from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from ..base import ZooModel
+from ..registry import register_model
+from . import _gaussian as kernels
 
 __all__ = ["GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
 
 COVARIANCES = ("shared", "diag", "full")
+# the kernels' covariance type of each: one scale for every component and feature is a
+# spherical Gaussian per component whose precisions happen to be equal
+_KERNEL_KIND = {"shared": "spherical", "diag": "diag", "full": "full"}
 
 
 class GaussianMixtureModel(ZooModel):
@@ -109,47 +115,40 @@ class GaussianMixtureModel(ZooModel):
             pyro.sample("obs", obs_dist, obs=data)
 
     # --- closed forms ----------------------------------------------------
+    def _precision_cholesky(self, samples: dict) -> torch.Tensor:
+        """The kernels' ``U`` (precision ``U U^T``) of the scale sites, batched like them."""
+        if self.covariance == "full":
+            L = samples["scales"][..., :, None] * samples["corr_chol"]  # (*S, K, D, D) covariance factor
+            return kernels.precision_cholesky_from_tril(L)
+        if self.covariance == "diag":
+            return samples["scales"].reciprocal()
+        return samples["scale"].reciprocal()[..., None].expand(samples["locs"].shape[:-1])
+
     def component_log_prob(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """log weights_k + log N(x_n | component k), shape (*S, N, K), for samples of shape (*S, ...)."""
-        weights, locs = samples["weights"], samples["locs"]  # (*S, K), (*S, K, D)
-        x = data[:, None, :]  # (N, 1, D)
-        loc = locs[..., None, :, :]  # (*S, 1, K, D)
-        if self.covariance == "full":
-            scale_tril = samples["scales"][..., :, None] * samples["corr_chol"]  # (*S, K, D, D)
-            lp = dist.MultivariateNormal(loc, scale_tril=scale_tril[..., None, :, :, :]).log_prob(x)
-        else:
-            if self.covariance == "shared":
-                scale = samples["scale"][..., None, None, None]
-            else:
-                scale = samples["scales"][..., None, :, :]
-            lp = dist.Normal(loc, scale).log_prob(x).sum(-1)
-        return weights.log()[..., None, :] + lp
+        return kernels.component_log_prob(data, samples["weights"].log(), samples["locs"],
+                                          self._precision_cholesky(samples), _KERNEL_KIND[self.covariance])
 
     def em_update(self, resp: torch.Tensor, data: torch.Tensor, reg_covar: float = 1e-6) -> dict:
         """Closed-form maximum-likelihood M-step given responsibilities ``resp`` (N, K).
 
         Returns constrained site values; ``reg_covar`` is added to every variance, as in
         scikit-learn, so that a component with one point keeps a positive covariance."""
-        N, D = data.shape
-        eps = 10 * torch.finfo(data.dtype).eps
-        nk = resp.sum(0) + eps  # (K,)
-        locs = (resp.T @ data) / nk[:, None]
-        out = {"weights": nk / nk.sum(), "locs": locs}
-        diff = data[:, None, :] - locs[None]  # (N, K, D)
-        if self.covariance == "shared":
-            var = (resp[..., None] * diff.pow(2)).sum() / (N * D) + reg_covar
-            out["scale"] = var.sqrt()
+        kind, shift = _KERNEL_KIND[self.covariance], data.mean(0)
+        stats = kernels.sufficient_statistics(kernels.design(data, kind, shift), resp, kind, [slice(None)])
+        tiny = 10 * torch.finfo(data.dtype).eps
+        nk, means, cov, _ = kernels.estimate_gaussian_parameters(stats, kind, reg_covar, tiny)
+        out = {"weights": nk / nk.sum(), "locs": means + shift}
+        if self.covariance == "shared":  # the components' variances pooled
+            out["scale"] = ((nk * cov).sum() / nk.sum()).sqrt()
         elif self.covariance == "diag":
-            var = torch.einsum("nk,nkd->kd", resp, diff.pow(2)) / nk[:, None] + reg_covar
-            out["scales"] = var.sqrt()
+            out["scales"] = cov.sqrt()
         else:
-            cov = torch.einsum("nk,nkd,nke->kde", resp, diff, diff) / nk[:, None, None]
-            cov = cov + reg_covar * torch.eye(D, dtype=data.dtype, device=data.device)
             L = torch.linalg.cholesky(cov)
             scales = L.norm(dim=-1)
             out["scales"] = scales
             out["corr_chol"] = L / scales[..., None]
-        return out
+        return {name: value.to(data.dtype) for name, value in out.items()}
 
     def pointwise_log_likelihood(self, samples, data):
         return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)

@@ -17,8 +17,9 @@ categorical over the normalised weights plus the factor ``N log sum_k weights_k`
 Hyperparameters left ``None`` take scikit-learn's data-dependent defaults
 (:func:`zoo.mixture.gauss_wishart.make_prior`). ``custom_guide`` is the conjugate mean-field family
 (Dirichlet or Beta, Wishart or Gamma, Normal given the precision) in which CAVI
-(:func:`inference.cavi.fit_cavi`) is exact; any registered guide (``normal``...) also
-applies, the Wishart site being mapped to ``R^{D(D+1)/2}`` through its Cholesky factor.
+(``cavi_fit``, run by :func:`inference.cavi.fit_cavi`) is exact; any registered guide
+(``normal``...) also applies, the Wishart site being mapped to ``R^{D(D+1)/2}`` through its
+Cholesky factor. ``component_log_prob`` is the kernels' (:mod:`zoo.mixture._gaussian`).
 """
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ from pyro.ops.indexing import Vindex
 from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
-from .mixture import gauss_wishart as gw
+from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from ..base import ZooModel
+from ..registry import register_model
+from . import _gaussian as kernels
+from . import gauss_wishart as gw
+from .bayesian_mixture import BayesianGaussianMixture
 
-from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from .base import ZooModel
-from .registry import register_model
-
-__all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "bayesian_gmm"]
+__all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm"]
 
 
 # ----------------------------------------------------- Wishart with a bijection
@@ -135,7 +137,7 @@ class BayesianGMM(ZooModel):
     covariance_type : {'full', 'diag'}
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}
     weight_concentration_prior, mean_precision_prior, mean_prior, degrees_of_freedom_prior,
-    covariance_prior : as :class:`zoo.mixture.BayesianGaussianMixture` (``None``:
+    covariance_prior : as :class:`~zoo.mixture.BayesianGaussianMixture` (``None``:
         scikit-learn's data-dependent default).
     """
 
@@ -248,14 +250,13 @@ class BayesianGMM(ZooModel):
 
     def component_log_prob(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """``log weights_k + log N(x_n | locs_k, precision_k^-1)``, shape (*S, N, K)."""
-        w, locs, prec = self._weights(samples), samples["locs"], samples["precision"]
-        x = data[:, None, :]
+        prec = samples["precision"]
         if self.covariance_type == "full":
-            lp = dist.MultivariateNormal(locs[..., None, :, :], precision_matrix=prec[..., None, :, :, :],
-                                         validate_args=False).log_prob(x)
+            U = kernels.precision_cholesky_from_precision(prec)
         else:
-            lp = dist.Normal(locs[..., None, :, :], prec[..., None, :, :].rsqrt()).log_prob(x).sum(-1)
-        return w.log()[..., None, :] + lp
+            U = prec.sqrt()
+        return kernels.component_log_prob(data, self._weights(samples).log(), samples["locs"], U,
+                                          self.covariance_type)
 
     def log_prior(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """``log p(weights or sticks) + log p(precision) + log p(locs | precision)``, shape (*S,)."""
@@ -301,17 +302,22 @@ class BayesianGMM(ZooModel):
     def custom_guide(self, init_values=None):
         return BayesianGMMGuide(self, init_values)
 
-    def cavi_estimator(self, **kwargs):
-        """A :class:`zoo.mixture.BayesianGaussianMixture` with this model's priors and
-        families (``diag``: per-dimension Gammas); ``kwargs`` are its driver options."""
-        from .mixture import BayesianGaussianMixture
+    def cavi_fit(self, data, *, max_iter, tol, n_init, init_params, reg_covar, random_state, progress_bar):
+        """Mean-field CAVI in closed form: a :class:`~zoo.mixture.BayesianGaussianMixture` with this
+        model's priors and families (``diag``: per-dimension Gammas) fitted to ``data`` (N, D).
 
-        return BayesianGaussianMixture(
+        Returns ``(guide, estimator)``: the conjugate guide (:meth:`custom_guide`) set to the fitted
+        ``q``, and the fitted estimator (``elbos_``, ``converged_``).
+        """
+        est = BayesianGaussianMixture(
             n_components=self.K, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
             mean_prior=self.mean_prior, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-            covariance_prior=self.covariance_prior, diag_family="gamma", **kwargs)
+            covariance_prior=self.covariance_prior, diag_family="gamma", max_iter=max_iter, tol=tol, n_init=n_init,
+            init_params=init_params, reg_covar=reg_covar, random_state=random_state, progress_bar=progress_bar)
+        est.fit(data)
+        return self.custom_guide().set_from_cavi(est, data), est
 
 
 class BayesianGMMGuide(PyroModule):
