@@ -123,7 +123,7 @@ def test_fit_cavi_result(cov, prior):
 
 
 def test_registry_and_normal_guide_on_the_wishart_site():
-    m = create_model("bayesian_gmm", K=2, D=2, covariance_type="full")
+    m = create_model("bayesian_gmm", n_components=2, n_features=2, covariance_type="full")
     X = torch.as_tensor(_blobs(n=30))
     g = guides.make_guide("normal", m, init_values=m.init_values(X))
     tr = poutine.trace(g).get_trace(X)
@@ -149,13 +149,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="weight_concentration_prior"):
         BayesianGMM(2, weight_concentration_prior=0.0)
     with pytest.raises(ValueError, match="degrees_of_freedom_prior"):
-        BayesianGMM(2, D=3, degrees_of_freedom_prior=1.5)
+        BayesianGMM(2, n_features=3, degrees_of_freedom_prior=1.5)
     with pytest.raises(ValueError, match="features"):
-        BayesianGMM(2, D=3).check_data(np.zeros((5, 2)))
+        BayesianGMM(2, n_features=3).check_data(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="NaN"):
         fit_cavi(BayesianGMM(2), np.array([[0.0, np.nan], [1.0, 1.0], [2.0, 0.0]]), progress_bar=False)
     with pytest.raises(TypeError, match="conjugate"):
-        fit_cavi(create_model("gmm", K=2), _blobs(n=30), progress_bar=False)
+        fit_cavi(create_model("gmm", n_components=2), _blobs(n=30), progress_bar=False)
 
 
 @pytest.mark.cuda
@@ -178,7 +178,7 @@ def test_fit_dispatches_method_cavi():
     np.testing.assert_allclose(r.losses, direct.losses, rtol=1e-10)
     assert "cavi" in inference.list_methods()
     with pytest.raises(ValueError, match="no conjugate coordinate updates"):
-        inference.fit(create_model("gmm", K=2), X, method="cavi", progress_bar=False)
+        inference.fit(create_model("gmm", n_components=2), X, method="cavi", progress_bar=False)
 
 
 def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
@@ -195,3 +195,21 @@ def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
     enum, enum_se = enumerated_elbo(m, svi.guide, svi.data, num_particles=100)
     assert mf <= enum + 3 * (mf_se + enum_se), (mf, enum)
     assert mf <= cavi.posterior_guide.elbo_ + 3 * mf_se, (mf, cavi.posterior_guide.elbo_)
+
+
+def test_old_parameter_names_still_work_with_a_future_warning():
+    with pytest.warns(FutureWarning) as record:
+        old = create_model("bayesian_gmm", K=3, D=2, covariance_type="diag")
+    said = " ".join(str(w.message) for w in record)
+    assert "'K' was renamed 'n_components'" in said and "'D' was renamed 'n_features'" in said
+    assert (old.n_components, old.n_features) == (3, 2)
+    with pytest.raises(ValueError, match="built with n_features=2"):
+        old.check_data(np.zeros((5, 3)))
+    with pytest.warns(FutureWarning, match="'K' was renamed 'n_components'"):
+        assert BayesianGMM(K=4).n_components == 4
+    with pytest.raises(TypeError, match="both n_features=3 and its old name D=2"):
+        BayesianGMM(2, n_features=3, D=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        new = BayesianGMM(3, 2, covariance_type="diag")
+    assert new.site_dims == old.site_dims

@@ -1,4 +1,6 @@
 """The enumerated Gaussian mixture against closed forms and known answers."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -11,9 +13,9 @@ import zoo
 
 
 def test_pyro_tutorial_map_with_restarts():
-    """Pyro's GMM tutorial: data [0, 1, 10, 11, 12], K=2, shared scale, MAP."""
+    """Pyro's GMM tutorial: data [0, 1, 10, 11, 12], two components, one shared scale, MAP."""
     data = torch.tensor([0.0, 1.0, 10.0, 11.0, 12.0], dtype=torch.float64)
-    model = zoo.create_model("gmm", K=2, covariance="shared")
+    model = zoo.create_model("gmm", n_components=2, covariance_type="tied_spherical")
     r = inference.fit(model, data, method="map", guide="delta", num_steps=200, lr=0.1, betas=(0.8, 0.99),
                       restarts=8, progress_bar=False)
     est = {k: v[0, 0] for k, v in r.samples.items()}
@@ -27,11 +29,11 @@ def test_pyro_tutorial_map_with_restarts():
     assert (z[:2] == z[0]).all() and (z[2:] == z[2]).all() and z[0] != z[2]
 
 
-@pytest.mark.parametrize("covariance", ["shared", "diag", "full"])
-def test_pointwise_log_likelihood_matches_enumerated_elbo(covariance):
+@pytest.mark.parametrize("covariance_type", ["tied_spherical", "diag", "full"])
+def test_pointwise_log_likelihood_matches_enumerated_elbo(covariance_type):
     """Summed pointwise log-likelihood + log prior == -TraceEnum loss of a delta guide."""
     data = torch.tensor(zoo.load_dataset("blobs", n_samples=30, random_state=2).data)
-    model = zoo.create_model("gmm", K=3, covariance=covariance)
+    model = zoo.create_model("gmm", n_components=3, covariance_type=covariance_type)
     init = model.init_values(data, seed=0)
     guide = guides.make_guide("delta", model, init_values=init)
     guide(data)
@@ -53,7 +55,7 @@ def test_pointwise_log_likelihood_against_scipy():
 
     rng = np.random.default_rng(0)
     data = torch.tensor(rng.normal(size=(25, 2)))
-    model = zoo.create_model("gmm", K=2, covariance="full")
+    model = zoo.create_model("gmm", n_components=2, covariance_type="full")
     L = torch.linalg.cholesky(torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=torch.float64))
     scales = L.norm(dim=-1)
     corr = L / scales[:, None]
@@ -70,7 +72,7 @@ def test_pointwise_log_likelihood_against_scipy():
 
 def test_infer_discrete_agrees_with_closed_form_responsibilities():
     data = torch.tensor(zoo.load_dataset("blobs", n_samples=60, random_state=4).data)
-    model = zoo.create_model("gmm", K=3)
+    model = zoo.create_model("gmm", n_components=3)
     r = inference.fit(model, data, method="svi", guide="normal", num_steps=200, num_samples=4,
                       progress_bar=False)
     z_map = r.assignments(temperature=0)
@@ -107,17 +109,17 @@ def test_undeclared_discrete_site_is_an_error():
 
 def test_enumerated_site_is_hidden_from_autoguides():
     data = torch.randn(10, 2, dtype=torch.float64)
-    model = zoo.create_model("gmm", K=2)
+    model = zoo.create_model("gmm", n_components=2)
     guide = AutoDelta(guides.hide_discrete(model.model))
     guide(data)
     assert set(guide.median(data)) == {"weights", "locs", "scales"}
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(K=0), "K must be >= 1"),
-    (dict(K=2, covariance="weird"), "unknown covariance 'weird'"),
-    (dict(K=2, loc_scale=-1.0), "loc_scale must be positive"),
-    (dict(K=2, concentration=0.0), "concentration must be positive"),
+    (dict(n_components=0), "n_components must be >= 1"),
+    (dict(n_components=2, covariance_type="weird"), "unknown covariance_type 'weird'"),
+    (dict(n_components=2, loc_scale=-1.0), "loc_scale must be positive"),
+    (dict(n_components=2, concentration=0.0), "concentration must be positive"),
 ])
 def test_bad_model_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -125,9 +127,32 @@ def test_bad_model_arguments(kwargs, match):
 
 
 def test_model_follows_device_and_dtype_of_data():
-    model = zoo.create_model("gmm", K=2)
+    model = zoo.create_model("gmm", n_components=2)
     data32 = torch.randn(20, 2)
     r = inference.fit(model, data32, method="map", num_steps=5, progress_bar=False)
     assert r.samples["locs"].dtype == torch.float32
     r = inference.fit(model, data32.double(), method="map", num_steps=5, progress_bar=False)
     assert r.samples["locs"].dtype == torch.float64
+
+
+def test_old_parameter_names_still_work_with_a_future_warning():
+    with pytest.warns(FutureWarning, match="'K' was renamed 'n_components'"):
+        old = zoo.create_model("gmm", K=3)
+    assert old.n_components == 3 and old.covariance_type == "diag"
+    with pytest.warns(FutureWarning) as record:
+        old = zoo.create_model("gmm", K=2, covariance="shared")
+    said = " ".join(str(w.message) for w in record)
+    assert "'covariance' was renamed 'covariance_type'" in said and "'tied_spherical'" in said
+    assert old.n_components == 2 and old.covariance_type == "tied_spherical"
+    with pytest.warns(FutureWarning, match="'shared' was renamed 'tied_spherical'"):
+        assert zoo.GaussianMixtureModel(covariance_type="shared").covariance_type == "tied_spherical"
+    new = zoo.create_model("gmm", n_components=2, covariance_type="tied_spherical")
+    assert old.site_dims == new.site_dims
+    data = torch.tensor([[0.0], [1.0], [10.0], [11.0], [12.0]], dtype=torch.float64)
+    point = new.init_values(data)
+    torch.testing.assert_close(old.pointwise_log_likelihood(point, data), new.pointwise_log_likelihood(point, data))
+    with pytest.raises(TypeError, match="both n_components=3 and its old name K=2"):
+        zoo.create_model("gmm", n_components=3, K=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        zoo.create_model("gmm", n_components=2, covariance_type="full")  # the new names: no warning

@@ -153,14 +153,14 @@ def faithful_gmm(ctx: TourContext) -> Section:
     common = dict(seed=ctx.seed, progress_bar=False)
     fits = {}
     ctx.status("MAP")
-    fits["MAP (delta)"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="map",
+    fits["MAP (delta)"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="map",
                                         guide="delta", num_steps=steps, lr=0.05, restarts=restarts, **common)
     ctx.status("SVI")
-    fits["SVI (normal)"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="svi",
+    fits["SVI (normal)"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="svi",
                                          guide="normal", num_steps=steps, lr=0.05, restarts=restarts, num_samples=draws,
                                          **common)
     ctx.status("NUTS")
-    fits["NUTS"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="nuts",
+    fits["NUTS"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="nuts",
                                  num_samples=draws, num_warmup=warmup, num_chains=2,
                                  nuts_init=fits["MAP (delta)"], max_tree_depth=depth, **common)
     table = summary_table(fits, unscale=unscale)

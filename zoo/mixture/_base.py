@@ -67,6 +67,7 @@ from .._checks import as_data_tensor, check_positive_int
 __all__ = [
     "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",
     "tempered_responsibilities", "exp_floor", "as_param", "check_shape", "check_reg_covar", "to_numpy",
+    "renamed_parameter",
 ]
 
 
@@ -511,4 +512,17 @@ def to_numpy(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
     """A fitted attribute: ``t`` as a NumPy array of the model dtype (float32 or float64)."""
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     return t.detach().to("cpu", torch.float64).numpy().astype(np_dtype)
+
+
+def renamed_parameter(owner: str, old: str, old_value, new: str, new_value, default):
+    """The value of a renamed parameter, scikit-learn's way: ``new_value``, or the value given
+    under the old name ``old`` with a ``FutureWarning`` naming the new spelling. An old name
+    left at its default is the string ``"deprecated"``; both names at once is a ``TypeError``."""
+    if isinstance(old_value, str) and old_value == "deprecated":
+        return new_value
+    if not (new_value is default or (isinstance(new_value, (int, str)) and new_value == default)):
+        raise TypeError(f"{owner} got both {new}={new_value!r} and its old name {old}={old_value!r}; pass {new} only")
+    warnings.warn(f"{owner}: the parameter {old!r} was renamed {new!r} and the old name will be removed; "
+                  f"pass {new}={old_value!r}", FutureWarning, stacklevel=3)
+    return old_value
 

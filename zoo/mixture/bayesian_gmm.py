@@ -38,6 +38,7 @@ from ..base import ZooModel
 from ..registry import register_model
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
+from ._base import renamed_parameter
 from .bayesian_mixture import BayesianGaussianMixture
 
 __all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm"]
@@ -132,24 +133,32 @@ class BayesianGMM(ZooModel):
 
     Parameters
     ----------
-    K : int, components (the truncation level under the Dirichlet process).
-    D : int or None, expected number of features (checked against the data when given).
-    covariance_type : {'full', 'diag'}
+    n_components : int, default=2
+        Components (the truncation level under the Dirichlet process).
+    n_features : int or None, default=None
+        Expected number of features (checked against the data when given).
+    covariance_type : {'full', 'diag'}, default='full'
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}
     weight_concentration_prior, mean_precision_prior, mean_prior, degrees_of_freedom_prior,
     covariance_prior : as :class:`~zoo.mixture.BayesianGaussianMixture` (``None``:
         scikit-learn's data-dependent default).
+    K, D : deprecated
+        The old names of ``n_components`` and ``n_features``.
     """
 
     discrete_sites = ("assignment",)
     max_plate_nesting = 1
 
-    def __init__(self, K: int = 2, D: int | None = None, *, covariance_type: str = "full",
+    def __init__(self, n_components: int = 2, n_features: int | None = None, *, covariance_type: str = "full",
                  weight_concentration_prior_type: str = "dirichlet_process", weight_concentration_prior=None,
-                 mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None):
+                 mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
+                 K="deprecated", D="deprecated"):
         super().__init__()
-        self.K = check_positive_int(K, "K")
-        self.D = None if D is None else check_positive_int(D, "D")
+        owner = type(self).__name__
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
+        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None)
+        self.n_components = check_positive_int(n_components, "n_components")
+        self.n_features = None if n_features is None else check_positive_int(n_features, "n_features")
         self.covariance_type = check_choice(covariance_type, ("full", "diag"), "covariance_type")
         self.weight_concentration_prior_type = check_choice(
             weight_concentration_prior_type, gw.WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
@@ -160,8 +169,8 @@ class BayesianGMM(ZooModel):
         self.covariance_prior = covariance_prior
         self._prior_cache = None
         # scalar hyperparameters are checked now; array ones once D is known (check_data)
-        if self.D is not None:
-            eye = torch.eye(self.D, dtype=torch.float64)  # a stand-in data set with a PD covariance
+        if self.n_features is not None:
+            eye = torch.eye(self.n_features, dtype=torch.float64)  # a stand-in data set with a PD covariance
             self.prior(torch.cat([eye, -eye]))
         else:
             for name in ("weight_concentration_prior", "mean_precision_prior"):
@@ -192,15 +201,15 @@ class BayesianGMM(ZooModel):
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
             mean_prior=self.mean_prior, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-            covariance_prior=self.covariance_prior, n_components=self.K, diag_family="gamma")
+            covariance_prior=self.covariance_prior, n_components=self.n_components, diag_family="gamma")
         self._prior_cache = (key, pr)
         return pr
 
     def check_data(self, data):
         data = as_data_tensor(data, name="data")
-        check_n_components(self.K, data.shape[0])
-        if self.D is not None and data.shape[1] != self.D:
-            raise ValueError(f"data has {data.shape[1]} features, the model was built with D={self.D}")
+        check_n_components(self.n_components, data.shape[0], name="n_components")
+        if self.n_features is not None and data.shape[1] != self.n_features:
+            raise ValueError(f"data has {data.shape[1]} features, the model was built with n_features={self.n_features}")
         self.prior(data)
         return data
 
@@ -212,7 +221,7 @@ class BayesianGMM(ZooModel):
 
     def model(self, data: torch.Tensor):
         N, D = data.shape
-        K = self.K
+        K = self.n_components
         pr, wc, beta0, m0, nu0, psi0 = self._hyper(data)
         with pyro.plate("components", K):
             if self.dp:
@@ -261,7 +270,7 @@ class BayesianGMM(ZooModel):
     def log_prior(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """``log p(weights or sticks) + log p(precision) + log p(locs | precision)``, shape (*S,)."""
         pr, wc, beta0, m0, nu0, psi0 = self._hyper(data)
-        K, D = self.K, data.shape[1]
+        K, D = self.n_components, data.shape[1]
         if self.dp:
             lp = dist.Beta(torch.ones_like(wc), wc).log_prob(samples["sticks"]).sum(-1)
         else:
@@ -284,7 +293,7 @@ class BayesianGMM(ZooModel):
         """Equal weights, locations at K random data points, the prior's precision."""
         g = torch.Generator().manual_seed(int(seed))
         N, D = data.shape
-        K = self.K
+        K = self.n_components
         pr = self.prior(data)
         idx = torch.randperm(N, generator=g)[:K].to(data.device)
         values = {"locs": data[idx].clone()}
@@ -310,7 +319,7 @@ class BayesianGMM(ZooModel):
         ``q``, and the fitted estimator (``elbos_``, ``converged_``).
         """
         est = BayesianGaussianMixture(
-            n_components=self.K, covariance_type=self.covariance_type,
+            n_components=self.n_components, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
             mean_prior=self.mean_prior, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
@@ -330,14 +339,14 @@ class BayesianGMMGuide(PyroModule):
 
     def __init__(self, model: BayesianGMM, init_values=None):
         super().__init__()
-        self.K, self.covariance_type, self.dp = model.K, model.covariance_type, model.dp
+        self.n_components, self.covariance_type, self.dp = model.n_components, model.covariance_type, model.dp
         self._model = [model]  # not a submodule: the model's buffers stay the model's
         self._init_values = init_values
         self._ready = False
 
     def _set(self, conc, beta, means, nu, psi):
         """Set every parameter from a ``q`` in CAVI's parametrisation (float64 tensors)."""
-        K = self.K
+        K = self.n_components
         if self.dp:
             self.sticks_a = PyroParam(conc[0].clone(), constraint=constraints.positive)
             self.sticks_b = PyroParam(conc[1].clone(), constraint=constraints.positive)
@@ -360,7 +369,7 @@ class BayesianGMMGuide(PyroModule):
         """Start from the prior updated with K equal shares of the data around ``init_values``."""
         model = self._model[0]
         pr = model.prior(data)
-        K, (N, D) = self.K, data.shape
+        K, (N, D) = self.n_components, data.shape
         init = self._init_values or model.init_values(data)
         nk = torch.full((K,), N / K, dtype=torch.float64, device=data.device)
         conc = gw.weight_update(nk, pr)
@@ -381,7 +390,7 @@ class BayesianGMMGuide(PyroModule):
     def forward(self, data):
         if not self._ready:
             self._setup(data)
-        K = self.K
+        K = self.n_components
         with pyro.plate("components", K):
             if self.dp:
                 pyro.sample("sticks", dist.Beta(self.sticks_a, self.sticks_b))
@@ -399,8 +408,9 @@ class BayesianGMMGuide(PyroModule):
 
 
 @register_model("bayesian_gmm")
-def bayesian_gmm(K: int = 2, **kwargs) -> BayesianGMM:
+def bayesian_gmm(n_components: int = 2, n_features: int | None = None, *, covariance_type: str = "full",
+                 **kwargs) -> BayesianGMM:
     """Conjugate Bayesian Gaussian mixture (Dirichlet or stick-breaking weights, Gauss-Wishart
     or Gauss-Gamma components), ``covariance_type`` in {'full', 'diag'}; CAVI via
     ``inference.cavi.fit_cavi``."""
-    return BayesianGMM(K, **kwargs)
+    return BayesianGMM(n_components, n_features, covariance_type=covariance_type, **kwargs)
