@@ -197,6 +197,29 @@ def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
     assert mf <= cavi.posterior_guide.elbo_ + 3 * mf_se, (mf, cavi.posterior_guide.elbo_)
 
 
+@pytest.mark.parametrize("cov,prior", [("full", "dirichlet_process"), ("diag", "dirichlet_distribution")])
+def test_component_log_prob_is_batched_over_draws_and_matches_scipy(cov, prior):
+    from scipy.stats import multivariate_normal
+
+    m = BayesianGMM(3, covariance_type=cov, weight_concentration_prior_type=prior)
+    data = torch.as_tensor(_blobs(n=30)) + 20.0
+    g = m.custom_guide()
+    draws = [poutine.trace(g).get_trace(data) for _ in range(4)]
+    sites = {n: torch.stack([tr.nodes[n]["value"] for tr in draws]).detach().reshape(2, 2, *draws[0].nodes[n]["value"].shape)
+             for n in m.site_dims if n != "assignment"}
+    ours = m.component_log_prob(sites, data)
+    assert ours.shape == (2, 2, 30, 3)
+    w = stick_breaking(sites["sticks"]) if "sticks" in sites else sites["weights"]
+    prec = sites["precision"]
+    cov_mats = torch.linalg.inv(prec) if cov == "full" else torch.diag_embed(1.0 / prec)
+    for c in range(2):
+        for s in range(2):
+            ref = np.stack([np.log(float(w[c, s, k]))
+                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov_mats[c, s, k].numpy()).logpdf(data.numpy())
+                            for k in range(3)], axis=-1)
+            np.testing.assert_allclose(ours[c, s].numpy(), ref, rtol=1e-10)
+
+
 def test_old_parameter_names_still_work_with_a_future_warning():
     with pytest.warns(FutureWarning) as record:
         old = create_model("bayesian_gmm", K=3, D=2, covariance_type="diag")
