@@ -175,15 +175,23 @@ def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 
 class EMBase:
     """Mixin with the EM outer loop; see the module docstring for the hooks.
 
-    The concrete class stores its hyper-parameters in ``__init__``; the driver
-    reads ``n_init``, ``max_iter``, ``tol``, ``random_state`` and, when present,
-    ``warm_start``, ``temperature``, ``annealing``, ``verbose``,
-    ``verbose_interval``, ``progress_bar``, ``chunk_size``, ``device``, ``dtype``.
+    The concrete class stores its hyper-parameters in ``__init__`` (with
+    :meth:`_store_hyperparameters`); the driver reads ``n_init``, ``max_iter``,
+    ``tol``, ``random_state`` and, when present, ``warm_start``, ``temperature``,
+    ``annealing``, ``verbose``, ``verbose_interval``, ``progress_bar``,
+    ``chunk_size``, ``device``, ``dtype``.
 
     Fitted attributes: ``converged_``, ``n_iter_``, ``lower_bound_`` (of the
     kept run), ``lower_bounds_`` (its per-iteration trace), ``temperature_`` (the
     temperature of the final E-step) and ``n_features_in_``.
     """
+
+    def _store_hyperparameters(self, params):
+        """All that ``__init__`` does (scikit-learn's rule): store every argument under its
+        own name, as given. ``params`` is ``locals()`` at the top of ``__init__``."""
+        for name, value in params.items():
+            if name != "self" and not name.startswith("__"):
+                setattr(self, name, value)
 
     # ------------------------------------------------------------------ hooks
     def _check_parameters(self, X):

@@ -33,13 +33,13 @@ from pyro.ops.indexing import Vindex
 from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
-from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from ..base import ZooModel
+from .._checks import check_choice, check_positive_int
 from ..registry import register_model
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
 from ._base import renamed_parameter
 from .bayesian_mixture import BayesianGaussianMixture
+from .gmm import EnumeratedMixture
 
 __all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm"]
 
@@ -128,7 +128,7 @@ def stick_breaking(sticks: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ the model
-class BayesianGMM(ZooModel):
+class BayesianGMM(EnumeratedMixture):
     """Conjugate Bayesian Gaussian mixture (see the module docstring).
 
     Parameters
@@ -206,8 +206,7 @@ class BayesianGMM(ZooModel):
         return pr
 
     def check_data(self, data):
-        data = as_data_tensor(data, name="data")
-        check_n_components(self.n_components, data.shape[0], name="n_components")
+        data = super().check_data(data)
         if self.n_features is not None and data.shape[1] != self.n_features:
             raise ValueError(f"data has {data.shape[1]} features, the model was built with n_features={self.n_features}")
         self.prior(data)
@@ -286,17 +285,11 @@ class BayesianGMM(ZooModel):
             lp = lp + dist.Normal(m0, (beta0 * prec).rsqrt()).log_prob(samples["locs"]).sum((-2, -1))
         return lp
 
-    def pointwise_log_likelihood(self, samples, data):
-        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
-
     def init_values(self, data, seed=0):
         """Equal weights, locations at K random data points, the prior's precision."""
-        g = torch.Generator().manual_seed(int(seed))
-        N, D = data.shape
         K = self.n_components
         pr = self.prior(data)
-        idx = torch.randperm(N, generator=g)[:K].to(data.device)
-        values = {"locs": data[idx].clone()}
+        values = {"locs": self._data_points(data, seed)}
         if self.dp:
             values["sticks"] = 1.0 / torch.arange(K, 0, -1, dtype=data.dtype, device=data.device).clamp(min=2)
         else:

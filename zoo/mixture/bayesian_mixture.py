@@ -68,43 +68,13 @@ class BayesianGaussianMixture(BaseGaussianMixture):
 
     _covariance_types = ("full", "diag")
 
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weight_concentration_prior_type="dirichlet_process",
-        weight_concentration_prior=None,
-        mean_precision_prior=None,
-        mean_prior=None,
-        degrees_of_freedom_prior=None,
-        covariance_prior=None,
-        diag_family="wishart",
-        random_state=None,
-        warm_start=False,
-        device=None,
-        dtype=torch.float64,
-        chunk_size=None,
-        verbose=0,
-        verbose_interval=10,
-        progress_bar=False,
-    ):
-        super().__init__(n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-                         max_iter=max_iter, n_init=n_init, init_params=init_params, random_state=random_state,
-                         warm_start=warm_start, device=device, dtype=dtype, chunk_size=chunk_size, verbose=verbose,
-                         verbose_interval=verbose_interval, progress_bar=progress_bar)
-        self.weight_concentration_prior_type = weight_concentration_prior_type
-        self.weight_concentration_prior = weight_concentration_prior
-        self.mean_precision_prior = mean_precision_prior
-        self.mean_prior = mean_prior
-        self.degrees_of_freedom_prior = degrees_of_freedom_prior
-        self.covariance_prior = covariance_prior
-        self.diag_family = diag_family
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
+                 init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, diag_family="wishart", random_state=None,
+                 warm_start=False, device=None, dtype=torch.float64, chunk_size=None, verbose=0, verbose_interval=10,
+                 progress_bar=False):
+        self._store_hyperparameters(locals())
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self, X):

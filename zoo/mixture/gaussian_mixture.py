@@ -51,8 +51,11 @@ class DegenerateComponentWarning(UserWarning):
 class BaseGaussianMixture(EMBase, BaseEstimator):
     """What the Gaussian mixtures share (see the module docstring); not used directly.
 
-    Parameters are those of :class:`GaussianMixture` that both estimators take. A subclass
-    sets ``_covariance_types`` and supplies ``_initialize(Z, resp)``,
+    A subclass stores at least the hyperparameters of :class:`GaussianMixture` that both
+    estimators take (``n_components``, ``covariance_type``, ``tol``, ``reg_covar``, ``max_iter``,
+    ``n_init``, ``init_params``, ``random_state``, ``warm_start``, ``device``, ``dtype``,
+    ``chunk_size``, ``verbose``, ``verbose_interval``, ``progress_bar``), sets
+    ``_covariance_types`` and supplies ``_initialize(Z, resp)``,
     ``_params_from_stats(stats)``, ``_update(stats, log_norm_sum, n_samples)`` (the M-step or
     variational update of the fused iteration; returns the bound), ``_score_constants()`` (the
     (K,) constants of the E-step scores), ``_estimate_log_weights()`` and
@@ -63,25 +66,6 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
     """
 
     _covariance_types = kernels.COVARIANCE_TYPES
-
-    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
-                 init_params="kmeans", random_state=None, warm_start=False, device=None, dtype=torch.float64,
-                 chunk_size=None, verbose=0, verbose_interval=10, progress_bar=False):
-        self.n_components = n_components
-        self.covariance_type = covariance_type
-        self.tol = tol
-        self.reg_covar = reg_covar
-        self.max_iter = max_iter
-        self.n_init = n_init
-        self.init_params = init_params
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.device = device
-        self.dtype = dtype
-        self.chunk_size = chunk_size
-        self.verbose = verbose
-        self.verbose_interval = verbose_interval
-        self.progress_bar = progress_bar
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self, X):
@@ -338,39 +322,11 @@ class GaussianMixture(BaseGaussianMixture):
     stay finite.
     """
 
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        temperature=1.0,
-        annealing=None,
-        device=None,
-        dtype=torch.float64,
-        chunk_size=None,
-        verbose=0,
-        verbose_interval=10,
-        progress_bar=False,
-    ):
-        super().__init__(n_components, covariance_type=covariance_type, tol=tol, reg_covar=reg_covar,
-                         max_iter=max_iter, n_init=n_init, init_params=init_params, random_state=random_state,
-                         warm_start=warm_start, device=device, dtype=dtype, chunk_size=chunk_size, verbose=verbose,
-                         verbose_interval=verbose_interval, progress_bar=progress_bar)
-        self.weights_init = weights_init
-        self.means_init = means_init
-        self.precisions_init = precisions_init
-        self.temperature = temperature
-        self.annealing = annealing
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, temperature=1.0, annealing=None, device=None, dtype=torch.float64, chunk_size=None,
+                 verbose=0, verbose_interval=10, progress_bar=False):
+        self._store_hyperparameters(locals())
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self, X):

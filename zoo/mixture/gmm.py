@@ -29,7 +29,7 @@ from ..registry import register_model
 from . import _gaussian as kernels
 from ._base import renamed_parameter
 
-__all__ = ["GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
+__all__ = ["EnumeratedMixture", "GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
 
 COVARIANCE_TYPES = ("tied_spherical", "diag", "full")
 # the kernels' covariance type of each: one scale for every component and feature is a
@@ -37,7 +37,28 @@ COVARIANCE_TYPES = ("tied_spherical", "diag", "full")
 _KERNEL_KIND = {"tied_spherical": "spherical", "diag": "diag", "full": "full"}
 
 
-class GaussianMixtureModel(ZooModel):
+class EnumeratedMixture(ZooModel):
+    """What the Pyro mixtures share: ``n_components`` components whose index, the site
+    ``assignment``, is enumerated out, and the closed-form pointwise log-likelihood from
+    ``component_log_prob``. Subclasses set ``n_components`` and write ``model`` and
+    ``component_log_prob``."""
+
+    def check_data(self, data):
+        data = as_data_tensor(data, name="data")
+        check_n_components(self.n_components, data.shape[0], name="n_components")
+        return data
+
+    def pointwise_log_likelihood(self, samples, data):
+        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
+
+    def _data_points(self, data: torch.Tensor, seed: int) -> torch.Tensor:
+        """``n_components`` distinct rows of ``data`` drawn with ``seed`` (starting locations)."""
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(data.shape[0], generator=g)[: self.n_components].to(data.device)
+        return data[idx].clone()
+
+
+class GaussianMixtureModel(EnumeratedMixture):
     """Gaussian mixture with Dirichlet weights and the component index enumerated out.
 
     Parameters
@@ -108,8 +129,7 @@ class GaussianMixtureModel(ZooModel):
         return dims
 
     def check_data(self, data):
-        data = as_data_tensor(data, name="data")
-        check_n_components(self.n_components, data.shape[0], name="n_components")
+        data = super().check_data(data)
         if self.covariance_type == "full" and data.shape[1] < 2:
             raise ValueError("covariance_type='full' needs at least 2 features; use 'diag' for 1-D data")
         return data
@@ -179,18 +199,13 @@ class GaussianMixtureModel(ZooModel):
             out["corr_chol"] = L / scales[..., None]
         return {name: value.to(data.dtype) for name, value in out.items()}
 
-    def pointwise_log_likelihood(self, samples, data):
-        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
-
     def init_values(self, data, seed=0):
         """Uniform weights, locations at K distinct random data points, data-scaled spreads."""
-        g = torch.Generator().manual_seed(int(seed))
         N, D = data.shape
         K = self.n_components
-        idx = torch.randperm(N, generator=g)[:K].to(data.device)
         spread = data.std(0, unbiased=False).clamp_min(1e-3) if N > 1 else torch.ones(D, dtype=data.dtype, device=data.device)
         values = {"weights": torch.full((K,), 1.0 / K, dtype=data.dtype, device=data.device),
-                  "locs": data[idx].clone()}
+                  "locs": self._data_points(data, seed)}
         if self.covariance_type == "tied_spherical":
             values["scale"] = spread.mean() / 2
         else:

@@ -93,14 +93,7 @@ class KMeans(EMBase, BaseEstimator):
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
                  random_state=None, device=None, dtype=torch.float64):
-        self.n_clusters = n_clusters
-        self.init = init
-        self.n_init = n_init
-        self.max_iter = max_iter
-        self.tol = tol
-        self.random_state = random_state
-        self.device = device
-        self.dtype = dtype
+        self._store_hyperparameters(locals())
 
     def _check_parameters(self, X):
         k = check_positive_int(self.n_clusters, "n_clusters")
