@@ -205,17 +205,19 @@ def test_component_log_prob_is_batched_over_draws_and_matches_scipy(cov, prior):
     data = torch.as_tensor(_blobs(n=30)) + 20.0
     g = m.custom_guide()
     draws = [poutine.trace(g).get_trace(data) for _ in range(4)]
-    sites = {n: torch.stack([tr.nodes[n]["value"] for tr in draws]).detach().reshape(2, 2, *draws[0].nodes[n]["value"].shape)
+    # four draws of q as a (chain, draw) = (2, 2) batch
+    sites = {n: torch.stack([tr.nodes[n]["value"] for tr in draws]).detach().unflatten(0, (2, 2))
              for n in m.site_dims if n != "assignment"}
     ours = m.component_log_prob(sites, data)
     assert ours.shape == (2, 2, 30, 3)
     w = stick_breaking(sites["sticks"]) if "sticks" in sites else sites["weights"]
     prec = sites["precision"]
     cov_mats = torch.linalg.inv(prec) if cov == "full" else torch.diag_embed(1.0 / prec)
+    X = data.numpy()
     for c in range(2):
         for s in range(2):
             ref = np.stack([np.log(float(w[c, s, k]))
-                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov_mats[c, s, k].numpy()).logpdf(data.numpy())
+                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov_mats[c, s, k].numpy()).logpdf(X)
                             for k in range(3)], axis=-1)
             np.testing.assert_allclose(ours[c, s].numpy(), ref, rtol=1e-10)
 

@@ -173,11 +173,11 @@ def test_component_log_prob_is_batched_over_draws_and_matches_scipy(covariance_t
     sites = _random_sites(covariance_type, (2, 3))
     ours = model.component_log_prob(sites, data)
     assert ours.shape == (2, 3, 30, 3)
-    cov = _site_covariances(covariance_type, sites)
+    cov, X = _site_covariances(covariance_type, sites), data.numpy()
     for c in range(2):
         for s in range(3):
             ref = np.stack([np.log(float(sites["weights"][c, s, k]))
-                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov[c, s, k].numpy()).logpdf(data.numpy())
+                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov[c, s, k].numpy()).logpdf(X)
                             for k in range(3)], axis=-1)
             np.testing.assert_allclose(ours[c, s].numpy(), ref, rtol=1e-10)
 
@@ -215,9 +215,11 @@ def test_em_update_is_the_weighted_maximum_likelihood_step(covariance_type):
         var = (resp[..., None] * diff ** 2).sum() / (40 * 2) + 1e-6
         np.testing.assert_allclose(out["scale"].item(), var.sqrt().item(), rtol=1e-12)
         return
-    cov = torch.einsum("nk,nkd,nke->kde", resp, diff, diff) / nk[:, None, None] + 1e-6 * torch.eye(2, dtype=torch.float64)
+    cov = torch.einsum("nk,nkd,nke->kde", resp, diff, diff) / nk[:, None, None]
+    cov = cov + 1e-6 * torch.eye(2, dtype=torch.float64)
     if covariance_type == "diag":
-        np.testing.assert_allclose(out["scales"].numpy(), torch.diagonal(cov, dim1=-2, dim2=-1).sqrt().numpy(), rtol=1e-12)
+        variances = torch.diagonal(cov, dim1=-2, dim2=-1)
+        np.testing.assert_allclose(out["scales"].numpy(), variances.sqrt().numpy(), rtol=1e-12)
     else:
         L = out["scales"][..., None] * out["corr_chol"]
         np.testing.assert_allclose((L @ L.mT).numpy(), cov.numpy(), rtol=1e-10)

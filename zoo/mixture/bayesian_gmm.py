@@ -208,7 +208,8 @@ class BayesianGMM(EnumeratedMixture):
     def check_data(self, data):
         data = super().check_data(data)
         if self.n_features is not None and data.shape[1] != self.n_features:
-            raise ValueError(f"data has {data.shape[1]} features, the model was built with n_features={self.n_features}")
+            raise ValueError(f"data has {data.shape[1]} features, the model was built with "
+                             f"n_features={self.n_features}")
         self.prior(data)
         return data
 
