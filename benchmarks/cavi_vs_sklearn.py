@@ -28,7 +28,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from zoo.bayesian_mixture import BayesianGaussianMixture  # noqa: E402
+from zoo.mixture import BayesianGaussianMixture  # noqa: E402
 
 COV_TYPES = ("full", "diag")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")

@@ -1,4 +1,4 @@
-"""CAVI against SVI on the same Pyro model (zoo.bayes_gmm) and data.
+"""CAVI against SVI on the same Pyro model (zoo.mixture.BayesianGMM) and data.
 
 CAVI (``inference.cavi.fit_cavi``, closed-form coordinate updates) and SVI
 (``inference.fit(method="svi")`` with the conjugate ``custom`` guide and the mean-field
@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import inference  # noqa: E402
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo  # noqa: E402
-from zoo.bayes_gmm import BayesianGMM  # noqa: E402
+from zoo.mixture import BayesianGMM  # noqa: E402
 
 
 def make_data(n, seed=0, sep=5.0):

@@ -1,4 +1,4 @@
-"""Time EM for Gaussian mixtures: zoo.gaussian_mixture against scikit-learn.
+"""Time EM for Gaussian mixtures: zoo.mixture.GaussianMixture against scikit-learn.
 
 Both fit the same data from the same initial weights, means and precisions for
 the same fixed number of iterations (``tol=0``: neither can stop early; checked
@@ -32,7 +32,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from zoo.gaussian_mixture import GaussianMixture  # noqa: E402
+from zoo.mixture import GaussianMixture  # noqa: E402
 
 COV_TYPES = ("full", "diag", "tied", "spherical")
 

@@ -14,7 +14,7 @@ from zoo.tracing import check_enumerated
 from .methods import method_spec
 from .result import FitResult
 
-__all__ = ["fit", "continuous_latent_sites"]
+__all__ = ["fit"]
 
 
 def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
@@ -51,15 +51,3 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
     if spec.takes_guide:
         options["guide"] = guide
     return spec.run(model, data, method=method, **options)
-
-
-def continuous_latent_sites(model, data) -> list[str]:
-    """Names of the model's continuous latent sample sites, in trace order."""
-    model = as_model(model)
-    return model.sites(model.check_data(data)).latent_names
-
-
-def _guide_samples(model, guide, data, num_samples):  # used by inference.cavi
-    from .svi import guide_samples
-
-    return guide_samples(model, guide, data, num_samples)

@@ -64,7 +64,7 @@ def plot_clusters(result, ax=None, *, title=None, unscale=None, feature_names=No
         _, ax = plt.subplots(figsize=(4.5, 4))
     data = result.data.detach().cpu().numpy()
     post = {k: v.detach().cpu() for k, v in result.posterior_mean().items()}
-    covs = _component_covariances(result.model, post, data.shape[1])
+    covs = _component_covariances(post, data.shape[1])
     locs = post["locs"].numpy()
     mean, std = (np.zeros(data.shape[1]), np.ones(data.shape[1])) if unscale is None else map(np.asarray, unscale)
     z = result.assignments(temperature=0, num_draws=1)[0, 0].cpu().numpy()
@@ -83,13 +83,18 @@ def plot_clusters(result, ax=None, *, title=None, unscale=None, feature_names=No
     return ax
 
 
-def _component_covariances(model, post, D):
+def _component_covariances(post, D):
+    """Each component's covariance, read from the posterior's site names: one shared ``scale``,
+    ``scales`` with ``corr_chol`` (full), ``scales`` alone (diag), or a ``precision`` matrix or
+    vector (the conjugate mixture)."""
     K = post["locs"].shape[0]
-    cov = getattr(model, "covariance", "diag")
-    if cov == "shared":
+    if "scale" in post:
         return [np.eye(D) * float(post["scale"]) ** 2] * K
+    if "precision" in post:
+        prec = post["precision"].numpy()
+        return [np.linalg.inv(p) if p.ndim == 2 else np.diag(1.0 / p) for p in prec]
     scales = post["scales"].numpy()
-    if cov == "full":
+    if "corr_chol" in post:
         L = scales[..., None] * post["corr_chol"].numpy()
         return [L[k] @ L[k].T for k in range(K)]
     return [np.diag(scales[k] ** 2) for k in range(K)]

@@ -16,7 +16,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBGM
 from torch.distributions import Beta, Categorical, Dirichlet, Gamma, MultivariateNormal, Normal, Wishart
 
 import zoo
-from zoo.bayesian_mixture import BayesianGaussianMixture
+from zoo.mixture import BayesianGaussianMixture
 
 PRIORS = ["dirichlet_process", "dirichlet_distribution"]
 COVS = ["full", "diag"]
@@ -241,6 +241,15 @@ def test_predict_checks_features_and_fit_state():
         m.predict(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="resp"):
         m.compute_elbo(_blobs(n=30), np.ones((30, 2)))
+
+
+def test_no_information_criteria_for_the_variational_mixture():
+    """BIC/AIC are maximum-likelihood criteria: the variational mixture compares elbo_ instead."""
+    m = _fit(BayesianGaussianMixture, _blobs(n=30), 2, max_iter=5)
+    assert np.isfinite(m.elbo_)
+    for name in ("bic", "aic"):
+        with pytest.raises(AttributeError):
+            getattr(m, name)(_blobs(n=30))
 
 
 def test_float32_and_tensor_input_agree_with_float64():

@@ -1,4 +1,4 @@
-"""CAVI for the Pyro model zoo.bayes_gmm: its ELBO is the Pyro model's ELBO (Monte Carlo
+"""CAVI for the Pyro model zoo.mixture.BayesianGMM: its ELBO is the Pyro model's ELBO (Monte Carlo
 through Pyro traces), the enumerated ELBO bounds it from above, CAVI against SVI with the
 conjugate and the mean-field normal guides, the FitResult, the Wishart bijection, bad input."""
 import math
@@ -15,7 +15,8 @@ from torch.distributions import Categorical
 import guides
 import inference
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo
-from zoo.bayes_gmm import BayesianGMM, _CholeskyVecToPD, stick_breaking
+from zoo.mixture import BayesianGMM, stick_breaking
+from zoo.mixture.bayesian_gmm import _CholeskyVecToPD
 from zoo.registry import create_model
 
 
@@ -122,7 +123,7 @@ def test_fit_cavi_result(cov, prior):
 
 
 def test_registry_and_normal_guide_on_the_wishart_site():
-    m = create_model("bayesian_gmm", K=2, D=2, covariance_type="full")
+    m = create_model("bayesian_gmm", n_components=2, n_features=2, covariance_type="full")
     X = torch.as_tensor(_blobs(n=30))
     g = guides.make_guide("normal", m, init_values=m.init_values(X))
     tr = poutine.trace(g).get_trace(X)
@@ -148,13 +149,13 @@ def test_bad_input():
     with pytest.raises(ValueError, match="weight_concentration_prior"):
         BayesianGMM(2, weight_concentration_prior=0.0)
     with pytest.raises(ValueError, match="degrees_of_freedom_prior"):
-        BayesianGMM(2, D=3, degrees_of_freedom_prior=1.5)
+        BayesianGMM(2, n_features=3, degrees_of_freedom_prior=1.5)
     with pytest.raises(ValueError, match="features"):
-        BayesianGMM(2, D=3).check_data(np.zeros((5, 2)))
+        BayesianGMM(2, n_features=3).check_data(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="NaN"):
         fit_cavi(BayesianGMM(2), np.array([[0.0, np.nan], [1.0, 1.0], [2.0, 0.0]]), progress_bar=False)
     with pytest.raises(TypeError, match="conjugate"):
-        fit_cavi(create_model("gmm", K=2), _blobs(n=30), progress_bar=False)
+        fit_cavi(create_model("gmm", n_components=2), _blobs(n=30), progress_bar=False)
 
 
 @pytest.mark.cuda
@@ -177,7 +178,7 @@ def test_fit_dispatches_method_cavi():
     np.testing.assert_allclose(r.losses, direct.losses, rtol=1e-10)
     assert "cavi" in inference.list_methods()
     with pytest.raises(ValueError, match="no conjugate coordinate updates"):
-        inference.fit(create_model("gmm", K=2), X, method="cavi", progress_bar=False)
+        inference.fit(create_model("gmm", n_components=2), X, method="cavi", progress_bar=False)
 
 
 def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
@@ -194,3 +195,46 @@ def test_mean_field_elbo_of_an_autoguide_counts_its_auxiliary_sites():
     enum, enum_se = enumerated_elbo(m, svi.guide, svi.data, num_particles=100)
     assert mf <= enum + 3 * (mf_se + enum_se), (mf, enum)
     assert mf <= cavi.posterior_guide.elbo_ + 3 * mf_se, (mf, cavi.posterior_guide.elbo_)
+
+
+@pytest.mark.parametrize("cov,prior", [("full", "dirichlet_process"), ("diag", "dirichlet_distribution")])
+def test_component_log_prob_is_batched_over_draws_and_matches_scipy(cov, prior):
+    from scipy.stats import multivariate_normal
+
+    m = BayesianGMM(3, covariance_type=cov, weight_concentration_prior_type=prior)
+    data = torch.as_tensor(_blobs(n=30)) + 20.0
+    g = m.custom_guide()
+    draws = [poutine.trace(g).get_trace(data) for _ in range(4)]
+    # four draws of q as a (chain, draw) = (2, 2) batch
+    sites = {n: torch.stack([tr.nodes[n]["value"] for tr in draws]).detach().unflatten(0, (2, 2))
+             for n in m.site_dims if n != "assignment"}
+    ours = m.component_log_prob(sites, data)
+    assert ours.shape == (2, 2, 30, 3)
+    w = stick_breaking(sites["sticks"]) if "sticks" in sites else sites["weights"]
+    prec = sites["precision"]
+    cov_mats = torch.linalg.inv(prec) if cov == "full" else torch.diag_embed(1.0 / prec)
+    X = data.numpy()
+    for c in range(2):
+        for s in range(2):
+            ref = np.stack([np.log(float(w[c, s, k]))
+                            + multivariate_normal(sites["locs"][c, s, k].numpy(), cov_mats[c, s, k].numpy()).logpdf(X)
+                            for k in range(3)], axis=-1)
+            np.testing.assert_allclose(ours[c, s].numpy(), ref, rtol=1e-10)
+
+
+def test_old_parameter_names_still_work_with_a_future_warning():
+    with pytest.warns(FutureWarning) as record:
+        old = create_model("bayesian_gmm", K=3, D=2, covariance_type="diag")
+    said = " ".join(str(w.message) for w in record)
+    assert "'K' was renamed 'n_components'" in said and "'D' was renamed 'n_features'" in said
+    assert (old.n_components, old.n_features) == (3, 2)
+    with pytest.raises(ValueError, match="built with n_features=2"):
+        old.check_data(np.zeros((5, 3)))
+    with pytest.warns(FutureWarning, match="'K' was renamed 'n_components'"):
+        assert BayesianGMM(K=4).n_components == 4
+    with pytest.raises(TypeError, match="both n_features=3 and its old name D=2"):
+        BayesianGMM(2, n_features=3, D=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        new = BayesianGMM(3, 2, covariance_type="diag")
+    assert new.site_dims == old.site_dims

@@ -1,6 +1,7 @@
 """The command line: list, fit (with no partial output on failure), and the tour in quick mode."""
 import subprocess
 import sys
+import warnings
 
 import arviz as az
 import numpy as np
@@ -41,7 +42,7 @@ def test_fit_writes_summary_figures_and_inference_data(tmp_path, capsys):
     (["--data", "nope"], "unknown dataset 'nope'"),
     (["--data", "faithful", "--method", "nope"], "unknown method 'nope'"),
     (["--data", "faithful", "--guide", "nope"], "unknown guide 'nope'"),
-    (["--data", "faithful", "--K", "0"], "K must be >= 1"),
+    (["--data", "faithful", "--K", "0"], "n_components must be >= 1"),
     (["--data", "faithful", "--K", "300"], "more than the n_samples=272"),
     (["--data", "BADCSV"], "contains NaN"),
 ])
@@ -90,6 +91,19 @@ def test_tour_from_the_command_line(tmp_path, capsys):
     assert main(["tour", "--section", "nope", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
     assert "unknown tour section(s) 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_fit_bayesian_gmm_by_cavi_from_the_command_line(tmp_path):
+    """--K is the mixture's n_components (no deprecation warning); the cluster plot reads the
+    conjugate model's precision site."""
+    out = tmp_path / "b"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*renamed.*", category=FutureWarning)
+        code = main(["fit", "bayesian_gmm", "--data", "faithful", "--method", "cavi", "--K", "2", "--steps", "50",
+                     "--num-samples", "10", "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert {"summary.csv", "posterior.nc", "clusters.png"} <= {p.name for p in out.iterdir()}
+    assert az.from_netcdf(str(out / "posterior.nc")).posterior["locs"].shape[-2:] == (2, 2)
 
 
 def test_fit_glgae_from_the_command_line(tmp_path):

@@ -106,7 +106,7 @@ def test_energy_distance_separates_laws():
 
 def _gmm_result(K=3, chains=2, draws=30, seed=0):
     g = torch.Generator().manual_seed(seed)
-    model = zoo.create_model("gmm", K=K, covariance="diag")
+    model = zoo.create_model("gmm", n_components=K, covariance_type="diag")
     data = _blobs(30, K)
     base_locs = torch.tensor([[-4.0, 0.0], [0.0, 3.0], [5.0, -2.0]], dtype=torch.float64)[:K]
     samples = {

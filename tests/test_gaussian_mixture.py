@@ -14,8 +14,8 @@ from sklearn.datasets import load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-from inference.em import temperature_schedule
-from zoo.gaussian_mixture import DegenerateComponentWarning, GaussianMixture
+from zoo.mixture._base import temperature_schedule
+from zoo.mixture import DegenerateComponentWarning, GaussianMixture
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
 FAITHFUL = pathlib.Path(__file__).resolve().parents[1] / "zoo" / "data" / "faithful.csv"

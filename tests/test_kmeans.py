@@ -11,8 +11,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-import zoo.gaussian_mixture as gm
-from zoo.gaussian_mixture import GaussianMixture, KMeans
+import zoo.mixture._gaussian as kernels
+from zoo.mixture import GaussianMixture, KMeans
 
 
 def _data(name):
@@ -81,13 +81,13 @@ def test_kmeans_plus_plus_recovers_separated_blobs_and_restarts():
 
 def test_kmeans_and_gmm_share_the_distance_code(monkeypatch):
     calls = []
-    original = gm._spherical_coef
+    original = kernels.spherical_coef
 
     def spy(*args):
         calls.append(True)
         return original(*args)
 
-    monkeypatch.setattr(gm, "_spherical_coef", spy)
+    monkeypatch.setattr(kernels, "spherical_coef", spy)
     X, k = _data("iris")
     KMeans(k, init=X[:k]).fit(X)
     n_kmeans = len(calls)

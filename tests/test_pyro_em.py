@@ -21,7 +21,7 @@ def test_generic_em_reaches_the_closed_form_optimum(dataset, covariance, m_step)
     K = 2 if dataset == "faithful" else 3
     reference = GaussianMixture(K, covariance_type=covariance, tol=1e-10, max_iter=2000, n_init=5,
                                 random_state=0).fit(X)
-    model = zoo.create_model("gmm", K=K, covariance=covariance)
+    model = zoo.create_model("gmm", n_components=K, covariance_type=covariance)
     r = inference.fit(model, torch.tensor(X), method="em", m_step=m_step, num_steps=500, progress_bar=False)
     assert r.converged
     ours = model.pointwise_log_likelihood({k: v[0, 0] for k, v in r.samples.items()}, torch.tensor(X)).mean()
@@ -31,7 +31,7 @@ def test_generic_em_reaches_the_closed_form_optimum(dataset, covariance, m_step)
 
 def test_em_objective_never_decreases():
     X = torch.tensor(_standardised("iris"))
-    r = inference.fit(zoo.create_model("gmm", K=3, covariance="diag"), X, method="em", m_step="gradient",
+    r = inference.fit(zoo.create_model("gmm", n_components=3, covariance_type="diag"), X, method="em", m_step="gradient",
                       num_steps=60, tol=0.0, progress_bar=False, seed=2)
     losses = np.array(r.losses)
     assert len(losses) > 10
@@ -41,7 +41,7 @@ def test_em_objective_never_decreases():
 def test_map_objective_beats_the_ml_point_on_the_log_joint():
     """EM with objective="map" maximises log p(x, theta): its optimum scores at least the ML point."""
     X = torch.tensor(_standardised("faithful"))
-    model = zoo.create_model("gmm", K=2, covariance="diag")
+    model = zoo.create_model("gmm", n_components=2, covariance_type="diag")
     ml = inference.fit(model, X, method="em", num_steps=300, progress_bar=False)
     mp = inference.fit(model, X, method="em", em_objective="map", num_steps=300, progress_bar=False)
     from inference.pyro_em import log_joint

@@ -18,7 +18,7 @@ def blobs():
 @pytest.fixture(scope="module")
 def nuts(blobs):
     _, data = blobs
-    return inference.fit(zoo.create_model("gmm", K=3), data, method="nuts", num_samples=600, num_warmup=400,
+    return inference.fit(zoo.create_model("gmm", n_components=3), data, method="nuts", num_samples=600, num_warmup=400,
                          num_chains=2, seed=0, progress_bar=False)
 
 
@@ -37,7 +37,7 @@ def test_true_means_within_three_posterior_sds(blobs, nuts, method, guide):
     if method == "nuts":
         r = nuts
     else:
-        r = inference.fit(zoo.create_model("gmm", K=3), data, method=method, guide=guide, num_steps=800,
+        r = inference.fit(zoo.create_model("gmm", n_components=3), data, method=method, guide=guide, num_steps=800,
                           lr=0.05, restarts=3, num_samples=300, seed=0, progress_bar=False)
     est = r.posterior_mean()["locs"].numpy()
     perm = _aligned(est, ds.truth["locs"])
@@ -74,7 +74,7 @@ def test_svi_inference_data_and_compare(blobs, tmp_path):
     _, data = blobs
     fits = {}
     for K in (2, 3):
-        r = inference.fit(zoo.create_model("gmm", K=K), data, method="svi", guide="normal", num_steps=500,
+        r = inference.fit(zoo.create_model("gmm", n_components=K), data, method="svi", guide="normal", num_steps=500,
                           restarts=2, num_samples=200, seed=0, progress_bar=False)
         idata = r.to_inference_data()
         path = tmp_path / f"svi{K}.nc"

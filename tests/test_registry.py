@@ -9,7 +9,7 @@ import inference
 import zoo
 
 SMALL_KWARGS = {
-    "gmm": dict(K=2), "glgae": dict(K=3, D=2, E=2), "bayesian_gmm": dict(K=2, covariance_type="diag"),
+    "gmm": dict(n_components=2), "glgae": dict(K=3, D=2, E=2), "bayesian_gmm": dict(n_components=2, covariance_type="diag"),
     "vae": dict(n_features=12, latent_dim=2, hidden=(16,)), "autoencoder": dict(n_features=12, code_dim=2, hidden=(16,)),
 }
 

@@ -17,12 +17,12 @@ import zoo
 ])
 def test_bad_data(data, match):
     with pytest.raises(ValueError, match=match):
-        inference.fit(zoo.create_model("gmm", K=2), data, method="map", progress_bar=False)
+        inference.fit(zoo.create_model("gmm", n_components=2), data, method="map", progress_bar=False)
 
 
 def test_more_components_than_points():
-    with pytest.raises(ValueError, match="K=5 components is more than the n_samples=3"):
-        inference.fit(zoo.create_model("gmm", K=5), np.zeros((3, 2)), method="map")
+    with pytest.raises(ValueError, match="n_components=5 components is more than the n_samples=3"):
+        inference.fit(zoo.create_model("gmm", n_components=5), np.zeros((3, 2)), method="map")
 
 
 def test_non_numeric_data():
@@ -50,7 +50,7 @@ def test_unknown_dataset():
 
 def test_full_covariance_needs_two_features():
     with pytest.raises(ValueError, match="at least 2 features"):
-        inference.fit(zoo.create_model("gmm", covariance="full"), np.arange(6.0), method="map")
+        inference.fit(zoo.create_model("gmm", covariance_type="full"), np.arange(6.0), method="map")
 
 
 def test_torch_input_accepted():

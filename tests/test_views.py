@@ -73,7 +73,7 @@ def test_posterior_predictive_has_the_observed_shape_and_the_model_spread(exact_
 
 
 def test_posterior_predictive_of_a_mixture_draws_new_components():
-    model = zoo.create_model("gmm", K=2, covariance="shared")
+    model = zoo.create_model("gmm", n_components=2, covariance_type="tied_spherical")
     data = torch.tensor([[-5.0, 0.0]] * 5 + [[5.0, 0.0]] * 5, dtype=torch.float64)
     samples = {"weights": torch.tensor([0.5, 0.5], dtype=torch.float64).expand(1, 40, 2),
                "locs": torch.tensor([[-5.0, 0.0], [5.0, 0.0]], dtype=torch.float64).expand(1, 40, 2, 2),
@@ -90,7 +90,7 @@ def test_posterior_predictive_of_a_mixture_draws_new_components():
 @pytest.fixture(scope="module")
 def fits_by_K():
     data = torch.tensor(zoo.load_dataset("blobs", n_samples=90, n_components=3, random_state=0).data)
-    return {f"K={K}": inference.fit(zoo.create_model("gmm", K=K, covariance="shared"), data, method="svi",
+    return {f"K={K}": inference.fit(zoo.create_model("gmm", n_components=K, covariance_type="tied_spherical"), data, method="svi",
                                     guide="normal", num_steps=150, lr=0.05, restarts=3, num_samples=100,
                                     progress_bar=False, seed=0) for K in (1, 2, 3)}
 

@@ -50,7 +50,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 import inference
 import zoo
 from inference.plots import keep_figure
-from zoo.gaussian_mixture import GaussianMixture, KMeans
+from zoo.mixture import GaussianMixture, KMeans
 from zoo.glgae import GLGAE
 
 SEED = 0

@@ -62,7 +62,7 @@ data = torch.tensor(zoo.load_dataset("blobs", n_samples=n, n_components=3, rando
 nuts = dict(num_samples=10, num_warmup=10, jit_compile=False, max_tree_depth=3) if SMOKE else \
     dict(num_samples=500, num_warmup=400)
 steps, restarts = (30, 1) if SMOKE else (300, 3)
-model = zoo.create_model("gmm", K=3, covariance="diag")
+model = zoo.create_model("gmm", n_components=3, covariance_type="diag")
 start = inference.fit(model, data, method="map", num_steps=steps, restarts=restarts, seed=SEED, progress_bar=False)
 fit = inference.fit(model, data, method="nuts", num_chains=2, nuts_init=start, seed=SEED, progress_bar=False,
                     **nuts)
@@ -114,7 +114,7 @@ Ks = [2, 3] if SMOKE else [1, 2, 3, 4]
 
 
 def fit_K(K):
-    model = zoo.create_model("gmm", K=K, covariance="diag")
+    model = zoo.create_model("gmm", n_components=K, covariance_type="diag")
     if SMOKE:
         return inference.fit(model, data, method="svi", guide="normal", num_steps=steps, restarts=restarts,
                              num_samples=50, seed=SEED, progress_bar=False)

@@ -66,7 +66,7 @@ def show(fig, name):
 # %%
 n = 45 if SMOKE else 150
 data = torch.tensor(zoo.load_dataset("blobs", n_samples=n, n_components=3, random_state=SEED).data)
-gmm = zoo.create_model("gmm", K=3, covariance="diag")
+gmm = zoo.create_model("gmm", n_components=3, covariance_type="diag")
 settings = dict(num_steps=20, num_samples=10, num_particles=5) if SMOKE else \
     dict(num_steps=1500, num_samples=1000, num_particles=500)
 nuts = dict(num_samples=10, num_warmup=10, num_chains=1, jit_compile=False, max_tree_depth=3) if SMOKE else \

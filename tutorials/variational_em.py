@@ -21,7 +21,7 @@
 #   `log q_j* = E_{-j}[log p] + const` in closed form (`zoo.BayesianGaussianMixture`,
 #   `inference.cavi.fit_cavi` for the Pyro model);
 # * **scikit-learn**'s `BayesianGaussianMixture` (the same algorithm: the bounds agree);
-# * **SVI** on the same Pyro model (`zoo.bayes_gmm`), with the conjugate guide and with the
+# * **SVI** on the same Pyro model (`zoo.mixture.BayesianGMM`), with the conjugate guide and with the
 #   mean-field `normal` guide.
 #
 # `SMOKE=1` shrinks every size (the test suite runs it that way); `TUTORIAL_OUT=DIR` saves the figures.
@@ -47,8 +47,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBGM  # noqa: E402
 import inference  # noqa: E402
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo  # noqa: E402
 from inference.plots import keep_figure  # noqa: E402
-from zoo.bayes_gmm import BayesianGMM  # noqa: E402
-from zoo.bayesian_mixture import BayesianGaussianMixture  # noqa: E402
+from zoo.mixture import BayesianGaussianMixture, BayesianGMM  # noqa: E402
 
 SMOKE = os.environ.get("SMOKE") == "1"
 OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None

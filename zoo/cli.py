@@ -24,6 +24,19 @@ def _parse_model_args(pairs):
     return kwargs
 
 
+def _components_keyword(model_name: str) -> str:
+    """The factory's name for its number of components: ``n_components`` (the mixtures, as
+    scikit-learn) or ``K`` (the other models)."""
+    import inspect
+
+    from . import registry
+
+    factory = registry._MODELS.get(model_name)
+    if factory is not None and "n_components" in inspect.signature(factory).parameters:
+        return "n_components"
+    return "K"
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -86,7 +99,7 @@ def cmd_fit(args) -> int:
     data = ds.data
     model_kwargs = _parse_model_args(args.model_arg)
     if args.K is not None:
-        model_kwargs["K"] = args.K
+        model_kwargs[_components_keyword(args.model)] = args.K
     model = create_model(args.model, **model_kwargs)
     tensor = model.check_data(torch.as_tensor(np.asarray(data, dtype=np.float64)))  # validate before writing
     unscale = None
@@ -139,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data", required=True, help="a data set name (zoo list) or a CSV path")
     f.add_argument("--method", default="map")
     f.add_argument("--guide", default=None)
-    f.add_argument("--K", type=int, default=None, help="number of components")
+    f.add_argument("--K", type=int, default=None, help="number of components (n_components of the mixtures)")
     f.add_argument("--model-arg", "-p", action="append", metavar="KEY=VALUE", help="model factory argument")
     f.add_argument("--steps", type=int, default=1000)
     f.add_argument("--lr", type=float, default=0.05)

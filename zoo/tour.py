@@ -153,14 +153,14 @@ def faithful_gmm(ctx: TourContext) -> Section:
     common = dict(seed=ctx.seed, progress_bar=False)
     fits = {}
     ctx.status("MAP")
-    fits["MAP (delta)"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="map",
+    fits["MAP (delta)"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="map",
                                         guide="delta", num_steps=steps, lr=0.05, restarts=restarts, **common)
     ctx.status("SVI")
-    fits["SVI (normal)"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="svi",
+    fits["SVI (normal)"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="svi",
                                          guide="normal", num_steps=steps, lr=0.05, restarts=restarts, num_samples=draws,
                                          **common)
     ctx.status("NUTS")
-    fits["NUTS"] = inference.fit(create_model("gmm", K=2, covariance="full"), data, method="nuts",
+    fits["NUTS"] = inference.fit(create_model("gmm", n_components=2, covariance_type="full"), data, method="nuts",
                                  num_samples=draws, num_warmup=warmup, num_chains=2,
                                  nuts_init=fits["MAP (delta)"], max_tree_depth=depth, **common)
     table = summary_table(fits, unscale=unscale)
@@ -217,7 +217,7 @@ def kmeans_vs_em(ctx: TourContext) -> Section:
     from sklearn.metrics import adjusted_rand_score
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-    from .gaussian_mixture import GaussianMixture, KMeans
+    from .mixture import GaussianMixture, KMeans
 
     n = 300 if ctx.quick else 900
     X, truth, true_w, _ = _mixture_data(ctx.seed, n)
@@ -630,8 +630,7 @@ def variational_em(ctx: TourContext) -> Section:
     import inference
     from inference.cavi import fit_cavi, mean_field_elbo
 
-    from .bayes_gmm import BayesianGMM
-    from .bayesian_mixture import BayesianGaussianMixture
+    from .mixture import BayesianGaussianMixture, BayesianGMM
 
     rng = np.random.default_rng(ctx.seed)
     n = 150 if ctx.quick else 600

@@ -2,7 +2,7 @@
 
     weights ~ Dirichlet(concentration * 1_K)
     locs_k  ~ Normal(loc_loc, loc_scale)^D                   k = 1..K
-    scale   ~ LogNormal(scale_loc, scale_scale)               covariance="shared"
+    scale   ~ LogNormal(scale_loc, scale_scale)               covariance_type="tied_spherical"
     scales_k ~ LogNormal(scale_loc, scale_scale)^D            "diag" and "full"
     corr_chol_k ~ LKJCholesky(D, lkj_concentration)           "full"
     assignment_n ~ Categorical(weights)                       enumerated
@@ -10,8 +10,12 @@
 
 The defaults of the priors are those of Pyro's GMM tutorial, so that its
 worked example can be reproduced; pass your own for data on another scale.
+The closed forms (``component_log_prob``, ``em_update``) are the kernels of
+:mod:`zoo.mixture._gaussian`.
 """
 from __future__ import annotations
+
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -19,34 +23,84 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
-from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from .base import ZooModel
-from .registry import register_model
+from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from ..base import ZooModel
+from ..registry import register_model
+from . import _gaussian as kernels
+from ._base import renamed_parameter
 
-__all__ = ["GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
+__all__ = ["EnumeratedMixture", "GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
 
-COVARIANCES = ("shared", "diag", "full")
+COVARIANCE_TYPES = ("tied_spherical", "diag", "full")
+# the kernels' covariance type of each: one scale for every component and feature is a
+# spherical Gaussian per component whose precisions happen to be equal
+_KERNEL_KIND = {"tied_spherical": "spherical", "diag": "diag", "full": "full"}
 
 
-class GaussianMixtureModel(ZooModel):
-    discrete_sites = ("assignment",)
-    max_plate_nesting = 1
+class EnumeratedMixture(ZooModel):
+    """What the Pyro mixtures share: ``n_components`` components whose index, the site
+    ``assignment``, is enumerated out, and the closed-form pointwise log-likelihood from
+    ``component_log_prob``. Subclasses set ``n_components`` and write ``model`` and
+    ``component_log_prob``."""
+
+    def check_data(self, data):
+        data = as_data_tensor(data, name="data")
+        check_n_components(self.n_components, data.shape[0], name="n_components")
+        return data
+
+    def pointwise_log_likelihood(self, samples, data):
+        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
+
+    def _data_points(self, data: torch.Tensor, seed: int) -> torch.Tensor:
+        """``n_components`` distinct rows of ``data`` drawn with ``seed`` (starting locations)."""
+        g = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(data.shape[0], generator=g)[: self.n_components].to(data.device)
+        return data[idx].clone()
+
+
+class GaussianMixtureModel(EnumeratedMixture):
+    """Gaussian mixture with Dirichlet weights and the component index enumerated out.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of components ``K``.
+    covariance_type : {'full', 'diag', 'tied_spherical'}, default='diag'
+        Per-component scales and LKJ correlations (sites ``scales``, ``corr_chol``),
+        per-component per-feature scales (``scales``), or one scale shared by every component
+        and feature (``scale``, as in Pyro's GMM tutorial).
+    concentration, loc_loc, loc_scale, scale_loc, scale_scale, lkj_concentration : float
+        The priors (see the module docstring).
+    K, covariance : deprecated
+        The old names of ``n_components`` and ``covariance_type`` (whose old value
+        ``'shared'`` is ``'tied_spherical'``).
+    """
+
 
     def __init__(
         self,
-        K: int = 2,
+        n_components: int = 2,
         *,
-        covariance: str = "diag",
+        covariance_type: str = "diag",
         concentration: float = 0.5,
         loc_loc: float = 0.0,
         loc_scale: float = 10.0,
         scale_loc: float = 0.0,
         scale_scale: float = 2.0,
         lkj_concentration: float = 1.0,
+        K="deprecated",
+        covariance="deprecated",
     ):
         super().__init__()
-        self.K = check_positive_int(K, "K")
-        self.covariance = check_choice(covariance, COVARIANCES, "covariance")
+        owner = type(self).__name__
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
+        covariance_type = renamed_parameter(owner, "covariance", covariance, "covariance_type", covariance_type, "diag")
+        if isinstance(covariance_type, str) and covariance_type == "shared":
+            warnings.warn(f"{owner}: covariance_type 'shared' was renamed 'tied_spherical' and the old value will be "
+                          "removed; pass covariance_type='tied_spherical'", FutureWarning, stacklevel=2)
+            covariance_type = "tied_spherical"
+        self.n_components = check_positive_int(n_components, "n_components")
+        self.covariance_type = check_choice(covariance_type, COVARIANCE_TYPES, "covariance_type")
         for name, value in [
             ("concentration", concentration),
             ("loc_scale", loc_scale),
@@ -64,19 +118,18 @@ class GaussianMixtureModel(ZooModel):
     @property
     def site_dims(self):
         dims = {"weights": ["component"], "locs": ["component", "feature"], "assignment": ["obs_id"]}
-        if self.covariance == "shared":
+        if self.covariance_type == "tied_spherical":
             dims["scale"] = []
         else:
             dims["scales"] = ["component", "feature"]
-        if self.covariance == "full":
+        if self.covariance_type == "full":
             dims["corr_chol"] = ["component", "feature", "feature_bis"]
         return dims
 
     def check_data(self, data):
-        data = as_data_tensor(data, name="data")
-        check_n_components(self.K, data.shape[0])
-        if self.covariance == "full" and data.shape[1] < 2:
-            raise ValueError("covariance='full' needs at least 2 features; use 'diag' for 1-D data")
+        data = super().check_data(data)
+        if self.covariance_type == "full" and data.shape[1] < 2:
+            raise ValueError("covariance_type='full' needs at least 2 features; use 'diag' for 1-D data")
         return data
 
     def _prior(self, name, like):
@@ -84,24 +137,24 @@ class GaussianMixtureModel(ZooModel):
 
     def model(self, data: torch.Tensor):
         N, D = data.shape
-        K = self.K
+        K, cov = self.n_components, self.covariance_type
         p = lambda name: self._prior(name, data)  # noqa: E731 - priors follow the data's dtype
         weights = pyro.sample("weights", dist.Dirichlet(p("concentration").expand([K])))
         with pyro.plate("components", K):
             locs = pyro.sample("locs", dist.Normal(p("loc_loc"), p("loc_scale")).expand([D]).to_event(1))
-            if self.covariance != "shared":
+            if cov != "tied_spherical":
                 scales = pyro.sample(
                     "scales", dist.LogNormal(p("scale_loc"), p("scale_scale")).expand([D]).to_event(1)
                 )
-            if self.covariance == "full":
+            if cov == "full":
                 corr_chol = pyro.sample("corr_chol", dist.LKJCholesky(D, p("lkj_concentration")))
-        if self.covariance == "shared":
+        if cov == "tied_spherical":
             scale = pyro.sample("scale", dist.LogNormal(p("scale_loc"), p("scale_scale")))
         with pyro.plate("data", N):
             k = pyro.sample("assignment", dist.Categorical(weights), infer={"enumerate": "parallel"})
-            if self.covariance == "shared":
+            if cov == "tied_spherical":
                 obs_dist = dist.Normal(locs[k], scale).to_event(1)
-            elif self.covariance == "diag":
+            elif cov == "diag":
                 obs_dist = dist.Normal(locs[k], scales[k]).to_event(1)
             else:
                 scale_tril = scales[..., :, None] * corr_chol
@@ -109,65 +162,54 @@ class GaussianMixtureModel(ZooModel):
             pyro.sample("obs", obs_dist, obs=data)
 
     # --- closed forms ----------------------------------------------------
+    def _precision_cholesky(self, samples: dict) -> torch.Tensor:
+        """The kernels' ``U`` (precision ``U U^T``) of the scale sites, batched like them."""
+        if self.covariance_type == "full":
+            L = samples["scales"][..., :, None] * samples["corr_chol"]  # (*S, K, D, D) covariance factor
+            return kernels.precision_cholesky_from_tril(L)
+        if self.covariance_type == "diag":
+            return samples["scales"].reciprocal()
+        return samples["scale"].reciprocal()[..., None].expand(samples["locs"].shape[:-1])
+
     def component_log_prob(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """log weights_k + log N(x_n | component k), shape (*S, N, K), for samples of shape (*S, ...)."""
-        weights, locs = samples["weights"], samples["locs"]  # (*S, K), (*S, K, D)
-        x = data[:, None, :]  # (N, 1, D)
-        loc = locs[..., None, :, :]  # (*S, 1, K, D)
-        if self.covariance == "full":
-            scale_tril = samples["scales"][..., :, None] * samples["corr_chol"]  # (*S, K, D, D)
-            lp = dist.MultivariateNormal(loc, scale_tril=scale_tril[..., None, :, :, :]).log_prob(x)
-        else:
-            if self.covariance == "shared":
-                scale = samples["scale"][..., None, None, None]
-            else:
-                scale = samples["scales"][..., None, :, :]
-            lp = dist.Normal(loc, scale).log_prob(x).sum(-1)
-        return weights.log()[..., None, :] + lp
+        return kernels.component_log_prob(data, samples["weights"].log(), samples["locs"],
+                                          self._precision_cholesky(samples), _KERNEL_KIND[self.covariance_type])
 
     def em_update(self, resp: torch.Tensor, data: torch.Tensor, reg_covar: float = 1e-6) -> dict:
         """Closed-form maximum-likelihood M-step given responsibilities ``resp`` (N, K).
 
         Returns constrained site values; ``reg_covar`` is added to every variance, as in
         scikit-learn, so that a component with one point keeps a positive covariance."""
-        N, D = data.shape
-        eps = 10 * torch.finfo(data.dtype).eps
-        nk = resp.sum(0) + eps  # (K,)
-        locs = (resp.T @ data) / nk[:, None]
-        out = {"weights": nk / nk.sum(), "locs": locs}
-        diff = data[:, None, :] - locs[None]  # (N, K, D)
-        if self.covariance == "shared":
-            var = (resp[..., None] * diff.pow(2)).sum() / (N * D) + reg_covar
-            out["scale"] = var.sqrt()
-        elif self.covariance == "diag":
-            var = torch.einsum("nk,nkd->kd", resp, diff.pow(2)) / nk[:, None] + reg_covar
-            out["scales"] = var.sqrt()
+        kind, shift = _KERNEL_KIND[self.covariance_type], data.mean(0)
+        stats = kernels.sufficient_statistics(kernels.design(data, kind, shift), resp, kind, [slice(None)])
+        tiny = 10 * torch.finfo(data.dtype).eps
+        nk, means, cov, _ = kernels.estimate_gaussian_parameters(stats, kind, reg_covar, tiny)
+        out = {"weights": nk / nk.sum(), "locs": means + shift}
+        if self.covariance_type == "tied_spherical":  # the components' variances pooled
+            out["scale"] = ((nk * cov).sum() / nk.sum()).sqrt()
+        elif self.covariance_type == "diag":
+            out["scales"] = cov.sqrt()
         else:
-            cov = torch.einsum("nk,nkd,nke->kde", resp, diff, diff) / nk[:, None, None]
-            cov = cov + reg_covar * torch.eye(D, dtype=data.dtype, device=data.device)
             L = torch.linalg.cholesky(cov)
             scales = L.norm(dim=-1)
             out["scales"] = scales
             out["corr_chol"] = L / scales[..., None]
-        return out
-
-    def pointwise_log_likelihood(self, samples, data):
-        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
+        return {name: value.to(data.dtype) for name, value in out.items()}
 
     def init_values(self, data, seed=0):
         """Uniform weights, locations at K distinct random data points, data-scaled spreads."""
-        g = torch.Generator().manual_seed(int(seed))
         N, D = data.shape
-        idx = torch.randperm(N, generator=g)[: self.K].to(data.device)
+        K = self.n_components
         spread = data.std(0, unbiased=False).clamp_min(1e-3) if N > 1 else torch.ones(D, dtype=data.dtype, device=data.device)
-        values = {"weights": torch.full((self.K,), 1.0 / self.K, dtype=data.dtype, device=data.device),
-                  "locs": data[idx].clone()}
-        if self.covariance == "shared":
+        values = {"weights": torch.full((K,), 1.0 / K, dtype=data.dtype, device=data.device),
+                  "locs": self._data_points(data, seed)}
+        if self.covariance_type == "tied_spherical":
             values["scale"] = spread.mean() / 2
         else:
-            values["scales"] = (spread / 2).expand(self.K, D).clone()
-        if self.covariance == "full":
-            values["corr_chol"] = torch.eye(D, dtype=data.dtype, device=data.device).expand(self.K, D, D).clone()
+            values["scales"] = (spread / 2).expand(K, D).clone()
+        if self.covariance_type == "full":
+            values["corr_chol"] = torch.eye(D, dtype=data.dtype, device=data.device).expand(K, D, D).clone()
         return values
 
     def custom_guide(self, init_values=None):
@@ -178,26 +220,26 @@ class GaussianMixtureGuide(PyroModule):
     """Hand-written mean-field guide in the prior's own families.
 
     q(weights) = Dirichlet(alpha), q(locs_kd) = Normal(m, s), q(scale) = LogNormal(mu, sigma);
-    the correlation factors of ``covariance="full"`` get a point estimate.
+    the correlation factors of ``covariance_type="full"`` get a point estimate.
     Parameters are created on the first call, from ``init_values`` when given.
     """
 
     def __init__(self, gmm: GaussianMixtureModel, init_values=None):
         super().__init__()
-        self.covariance = gmm.covariance
-        self.K = gmm.K
+        self.covariance_type = gmm.covariance_type
+        self.n_components = gmm.n_components
         self._init_values = init_values
         self._ready = False
 
     def _setup(self, data):
-        K, D = self.K, data.shape[1]
+        K, D = self.n_components, data.shape[1]
         kw = dict(dtype=data.dtype, device=data.device)
         init = self._init_values or {}
         w = init.get("weights", torch.full((K,), 1.0 / K, **kw))
         self.weights_concentration = PyroParam(w * 10 * K, constraint=constraints.positive)
         self.locs_loc = PyroParam(init.get("locs", data[:K]).clone())
         self.locs_scale = PyroParam(torch.full((K, D), 0.1, **kw), constraint=constraints.positive)
-        if self.covariance == "shared":
+        if self.covariance_type == "tied_spherical":
             s = init.get("scale", data.std().clamp_min(1e-3))
             self.scale_loc = PyroParam(s.log().clone())
             self.scale_scale = PyroParam(torch.tensor(0.1, **kw), constraint=constraints.positive)
@@ -205,7 +247,7 @@ class GaussianMixtureGuide(PyroModule):
             s = init.get("scales", data.std(0).clamp_min(1e-3).expand(K, D))
             self.scales_loc = PyroParam(s.log().clone())
             self.scales_scale = PyroParam(torch.full((K, D), 0.1, **kw), constraint=constraints.positive)
-        if self.covariance == "full":
+        if self.covariance_type == "full":
             c = init.get("corr_chol", torch.eye(D, **kw).expand(K, D, D))
             self.corr_chol_value = PyroParam(c.clone(), constraint=constraints.corr_cholesky)
         self._ready = True
@@ -214,17 +256,17 @@ class GaussianMixtureGuide(PyroModule):
         if not self._ready:
             self._setup(data)
         pyro.sample("weights", dist.Dirichlet(self.weights_concentration))
-        with pyro.plate("components", self.K):
+        with pyro.plate("components", self.n_components):
             pyro.sample("locs", dist.Normal(self.locs_loc, self.locs_scale).to_event(1))
-            if self.covariance != "shared":
+            if self.covariance_type != "tied_spherical":
                 pyro.sample("scales", dist.LogNormal(self.scales_loc, self.scales_scale).to_event(1))
-            if self.covariance == "full":
+            if self.covariance_type == "full":
                 pyro.sample("corr_chol", dist.Delta(self.corr_chol_value, event_dim=2))
-        if self.covariance == "shared":
+        if self.covariance_type == "tied_spherical":
             pyro.sample("scale", dist.LogNormal(self.scale_loc, self.scale_scale))
 
 
 @register_model("gmm")
-def gmm(K: int = 2, **kwargs) -> GaussianMixtureModel:
-    """Gaussian mixture, K components, ``covariance`` in {'shared', 'diag', 'full'}."""
-    return GaussianMixtureModel(K, **kwargs)
+def gmm(n_components: int = 2, *, covariance_type: str = "diag", **kwargs) -> GaussianMixtureModel:
+    """Gaussian mixture, ``n_components`` components, ``covariance_type`` in {'full', 'diag', 'tied_spherical'}."""
+    return GaussianMixtureModel(n_components, covariance_type=covariance_type, **kwargs)

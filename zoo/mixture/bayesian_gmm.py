@@ -15,10 +15,11 @@ sum to less than 1, ``p(assignment = k) = weights_k`` exactly, which the model w
 categorical over the normalised weights plus the factor ``N log sum_k weights_k``.
 
 Hyperparameters left ``None`` take scikit-learn's data-dependent defaults
-(:func:`inference.cavi.make_prior`). ``custom_guide`` is the conjugate mean-field family
+(:func:`zoo.mixture.gauss_wishart.make_prior`). ``custom_guide`` is the conjugate mean-field family
 (Dirichlet or Beta, Wishart or Gamma, Normal given the precision) in which CAVI
-(:func:`inference.cavi.fit_cavi`) is exact; any registered guide (``normal``...) also
-applies, the Wishart site being mapped to ``R^{D(D+1)/2}`` through its Cholesky factor.
+(``cavi_fit``, run by :func:`inference.cavi.fit_cavi`) is exact; any registered guide
+(``normal``...) also applies, the Wishart site being mapped to ``R^{D(D+1)/2}`` through its
+Cholesky factor. ``component_log_prob`` is the kernels' (:mod:`zoo.mixture._gaussian`).
 """
 from __future__ import annotations
 
@@ -32,13 +33,15 @@ from pyro.ops.indexing import Vindex
 from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
-from inference import cavi
+from .._checks import check_choice, check_positive_int
+from ..registry import register_model
+from . import _gaussian as kernels
+from . import gauss_wishart as gw
+from ._base import renamed_parameter
+from .bayesian_mixture import BayesianGaussianMixture
+from .gmm import EnumeratedMixture
 
-from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
-from .base import ZooModel
-from .registry import register_model
-
-__all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "bayesian_gmm"]
+__all__ = ["BayesianGMM", "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm"]
 
 
 # ----------------------------------------------------- Wishart with a bijection
@@ -125,32 +128,38 @@ def stick_breaking(sticks: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------ the model
-class BayesianGMM(ZooModel):
+class BayesianGMM(EnumeratedMixture):
     """Conjugate Bayesian Gaussian mixture (see the module docstring).
 
     Parameters
     ----------
-    K : int, components (the truncation level under the Dirichlet process).
-    D : int or None, expected number of features (checked against the data when given).
-    covariance_type : {'full', 'diag'}
+    n_components : int, default=2
+        Components (the truncation level under the Dirichlet process).
+    n_features : int or None, default=None
+        Expected number of features (checked against the data when given).
+    covariance_type : {'full', 'diag'}, default='full'
     weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}
     weight_concentration_prior, mean_precision_prior, mean_prior, degrees_of_freedom_prior,
-    covariance_prior : as :class:`zoo.bayesian_mixture.BayesianGaussianMixture` (``None``:
+    covariance_prior : as :class:`~zoo.mixture.BayesianGaussianMixture` (``None``:
         scikit-learn's data-dependent default).
+    K, D : deprecated
+        The old names of ``n_components`` and ``n_features``.
     """
 
-    discrete_sites = ("assignment",)
-    max_plate_nesting = 1
 
-    def __init__(self, K: int = 2, D: int | None = None, *, covariance_type: str = "full",
+    def __init__(self, n_components: int = 2, n_features: int | None = None, *, covariance_type: str = "full",
                  weight_concentration_prior_type: str = "dirichlet_process", weight_concentration_prior=None,
-                 mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None):
+                 mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
+                 K="deprecated", D="deprecated"):
         super().__init__()
-        self.K = check_positive_int(K, "K")
-        self.D = None if D is None else check_positive_int(D, "D")
+        owner = type(self).__name__
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
+        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None)
+        self.n_components = check_positive_int(n_components, "n_components")
+        self.n_features = None if n_features is None else check_positive_int(n_features, "n_features")
         self.covariance_type = check_choice(covariance_type, ("full", "diag"), "covariance_type")
         self.weight_concentration_prior_type = check_choice(
-            weight_concentration_prior_type, cavi.WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
+            weight_concentration_prior_type, gw.WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
         self.weight_concentration_prior = weight_concentration_prior
         self.mean_precision_prior = mean_precision_prior
         self.mean_prior = mean_prior
@@ -158,14 +167,14 @@ class BayesianGMM(ZooModel):
         self.covariance_prior = covariance_prior
         self._prior_cache = None
         # scalar hyperparameters are checked now; array ones once D is known (check_data)
-        if self.D is not None:
-            eye = torch.eye(self.D, dtype=torch.float64)  # a stand-in data set with a PD covariance
+        if self.n_features is not None:
+            eye = torch.eye(self.n_features, dtype=torch.float64)  # a stand-in data set with a PD covariance
             self.prior(torch.cat([eye, -eye]))
         else:
             for name in ("weight_concentration_prior", "mean_precision_prior"):
                 v = getattr(self, name)
                 if v is not None:
-                    cavi._check_positive(v, name)
+                    gw._check_positive(v, name)
         self._prior_cache = None
 
     @property
@@ -180,25 +189,25 @@ class BayesianGMM(ZooModel):
             else ["component", "feature"]
         return dims
 
-    def prior(self, data: torch.Tensor) -> cavi.GaussianWishartPrior:
+    def prior(self, data: torch.Tensor) -> gw.GaussianWishartPrior:
         """The validated hyperparameters for ``data`` (defaults computed from it), float64."""
         key = (data.data_ptr(), tuple(data.shape), data.device, data.dtype, getattr(data, "_version", 0))
         if self._prior_cache is not None and self._prior_cache[0] == key:
             return self._prior_cache[1]
-        pr = cavi.make_prior(
+        pr = gw.make_prior(
             data, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
             mean_prior=self.mean_prior, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-            covariance_prior=self.covariance_prior, n_components=self.K, diag_family="gamma")
+            covariance_prior=self.covariance_prior, n_components=self.n_components, diag_family="gamma")
         self._prior_cache = (key, pr)
         return pr
 
     def check_data(self, data):
-        data = as_data_tensor(data, name="data")
-        check_n_components(self.K, data.shape[0])
-        if self.D is not None and data.shape[1] != self.D:
-            raise ValueError(f"data has {data.shape[1]} features, the model was built with D={self.D}")
+        data = super().check_data(data)
+        if self.n_features is not None and data.shape[1] != self.n_features:
+            raise ValueError(f"data has {data.shape[1]} features, the model was built with "
+                             f"n_features={self.n_features}")
         self.prior(data)
         return data
 
@@ -210,7 +219,7 @@ class BayesianGMM(ZooModel):
 
     def model(self, data: torch.Tensor):
         N, D = data.shape
-        K = self.K
+        K = self.n_components
         pr, wc, beta0, m0, nu0, psi0 = self._hyper(data)
         with pyro.plate("components", K):
             if self.dp:
@@ -248,19 +257,18 @@ class BayesianGMM(ZooModel):
 
     def component_log_prob(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """``log weights_k + log N(x_n | locs_k, precision_k^-1)``, shape (*S, N, K)."""
-        w, locs, prec = self._weights(samples), samples["locs"], samples["precision"]
-        x = data[:, None, :]
+        prec = samples["precision"]
         if self.covariance_type == "full":
-            lp = dist.MultivariateNormal(locs[..., None, :, :], precision_matrix=prec[..., None, :, :, :],
-                                         validate_args=False).log_prob(x)
+            U = kernels.precision_cholesky_from_precision(prec)
         else:
-            lp = dist.Normal(locs[..., None, :, :], prec[..., None, :, :].rsqrt()).log_prob(x).sum(-1)
-        return w.log()[..., None, :] + lp
+            U = prec.sqrt()
+        return kernels.component_log_prob(data, self._weights(samples).log(), samples["locs"], U,
+                                          self.covariance_type)
 
     def log_prior(self, samples: dict, data: torch.Tensor) -> torch.Tensor:
         """``log p(weights or sticks) + log p(precision) + log p(locs | precision)``, shape (*S,)."""
         pr, wc, beta0, m0, nu0, psi0 = self._hyper(data)
-        K, D = self.K, data.shape[1]
+        K, D = self.n_components, data.shape[1]
         if self.dp:
             lp = dist.Beta(torch.ones_like(wc), wc).log_prob(samples["sticks"]).sum(-1)
         else:
@@ -276,17 +284,11 @@ class BayesianGMM(ZooModel):
             lp = lp + dist.Normal(m0, (beta0 * prec).rsqrt()).log_prob(samples["locs"]).sum((-2, -1))
         return lp
 
-    def pointwise_log_likelihood(self, samples, data):
-        return torch.logsumexp(self.component_log_prob(samples, data), dim=-1)
-
     def init_values(self, data, seed=0):
         """Equal weights, locations at K random data points, the prior's precision."""
-        g = torch.Generator().manual_seed(int(seed))
-        N, D = data.shape
-        K = self.K
+        K = self.n_components
         pr = self.prior(data)
-        idx = torch.randperm(N, generator=g)[:K].to(data.device)
-        values = {"locs": data[idx].clone()}
+        values = {"locs": self._data_points(data, seed)}
         if self.dp:
             values["sticks"] = 1.0 / torch.arange(K, 0, -1, dtype=data.dtype, device=data.device).clamp(min=2)
         else:
@@ -301,17 +303,22 @@ class BayesianGMM(ZooModel):
     def custom_guide(self, init_values=None):
         return BayesianGMMGuide(self, init_values)
 
-    def cavi_estimator(self, **kwargs):
-        """A :class:`zoo.bayesian_mixture.BayesianGaussianMixture` with this model's priors and
-        families (``diag``: per-dimension Gammas); ``kwargs`` are its driver options."""
-        from .bayesian_mixture import BayesianGaussianMixture
+    def cavi_fit(self, data, *, max_iter, tol, n_init, init_params, reg_covar, random_state, progress_bar):
+        """Mean-field CAVI in closed form: a :class:`~zoo.mixture.BayesianGaussianMixture` with this
+        model's priors and families (``diag``: per-dimension Gammas) fitted to ``data`` (N, D).
 
-        return BayesianGaussianMixture(
-            n_components=self.K, covariance_type=self.covariance_type,
+        Returns ``(guide, estimator)``: the conjugate guide (:meth:`custom_guide`) set to the fitted
+        ``q``, and the fitted estimator (``elbos_``, ``converged_``).
+        """
+        est = BayesianGaussianMixture(
+            n_components=self.n_components, covariance_type=self.covariance_type,
             weight_concentration_prior_type=self.weight_concentration_prior_type,
             weight_concentration_prior=self.weight_concentration_prior, mean_precision_prior=self.mean_precision_prior,
             mean_prior=self.mean_prior, degrees_of_freedom_prior=self.degrees_of_freedom_prior,
-            covariance_prior=self.covariance_prior, diag_family="gamma", **kwargs)
+            covariance_prior=self.covariance_prior, diag_family="gamma", max_iter=max_iter, tol=tol, n_init=n_init,
+            init_params=init_params, reg_covar=reg_covar, random_state=random_state, progress_bar=progress_bar)
+        est.fit(data)
+        return self.custom_guide().set_from_cavi(est, data), est
 
 
 class BayesianGMMGuide(PyroModule):
@@ -324,14 +331,14 @@ class BayesianGMMGuide(PyroModule):
 
     def __init__(self, model: BayesianGMM, init_values=None):
         super().__init__()
-        self.K, self.covariance_type, self.dp = model.K, model.covariance_type, model.dp
+        self.n_components, self.covariance_type, self.dp = model.n_components, model.covariance_type, model.dp
         self._model = [model]  # not a submodule: the model's buffers stay the model's
         self._init_values = init_values
         self._ready = False
 
     def _set(self, conc, beta, means, nu, psi):
         """Set every parameter from a ``q`` in CAVI's parametrisation (float64 tensors)."""
-        K = self.K
+        K = self.n_components
         if self.dp:
             self.sticks_a = PyroParam(conc[0].clone(), constraint=constraints.positive)
             self.sticks_b = PyroParam(conc[1].clone(), constraint=constraints.positive)
@@ -354,14 +361,14 @@ class BayesianGMMGuide(PyroModule):
         """Start from the prior updated with K equal shares of the data around ``init_values``."""
         model = self._model[0]
         pr = model.prior(data)
-        K, (N, D) = self.K, data.shape
+        K, (N, D) = self.n_components, data.shape
         init = self._init_values or model.init_values(data)
         nk = torch.full((K,), N / K, dtype=torch.float64, device=data.device)
-        conc = cavi.weight_update(nk, pr)
+        conc = gw.weight_update(nk, pr)
         means = init["locs"].to(torch.float64)
         sk = pr.covariance / pr.degrees_of_freedom
         sk = sk.expand((K,) + sk.shape)
-        q = cavi.component_update(nk, means, sk, pr)
+        q = gw.component_update(nk, means, sk, pr)
         self._set(conc.to(data.dtype), q["beta"].to(data.dtype), means.to(data.dtype), q["nu"].to(data.dtype),
                   q["psi"].to(data.dtype))
 
@@ -375,7 +382,7 @@ class BayesianGMMGuide(PyroModule):
     def forward(self, data):
         if not self._ready:
             self._setup(data)
-        K = self.K
+        K = self.n_components
         with pyro.plate("components", K):
             if self.dp:
                 pyro.sample("sticks", dist.Beta(self.sticks_a, self.sticks_b))
@@ -393,8 +400,9 @@ class BayesianGMMGuide(PyroModule):
 
 
 @register_model("bayesian_gmm")
-def bayesian_gmm(K: int = 2, **kwargs) -> BayesianGMM:
+def bayesian_gmm(n_components: int = 2, n_features: int | None = None, *, covariance_type: str = "full",
+                 **kwargs) -> BayesianGMM:
     """Conjugate Bayesian Gaussian mixture (Dirichlet or stick-breaking weights, Gauss-Wishart
     or Gauss-Gamma components), ``covariance_type`` in {'full', 'diag'}; CAVI via
     ``inference.cavi.fit_cavi``."""
-    return BayesianGMM(K, **kwargs)
+    return BayesianGMM(n_components, n_features, covariance_type=covariance_type, **kwargs)

@@ -62,11 +62,12 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from zoo._checks import as_data_tensor, check_positive_int
+from .._checks import as_data_tensor, check_positive_int
 
 __all__ = [
     "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",
-    "tempered_responsibilities", "exp_floor",
+    "tempered_responsibilities", "exp_floor", "as_param", "check_shape", "check_reg_covar", "to_numpy",
+    "renamed_parameter",
 ]
 
 
@@ -174,15 +175,23 @@ def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 
 class EMBase:
     """Mixin with the EM outer loop; see the module docstring for the hooks.
 
-    The concrete class stores its hyper-parameters in ``__init__``; the driver
-    reads ``n_init``, ``max_iter``, ``tol``, ``random_state`` and, when present,
-    ``warm_start``, ``temperature``, ``annealing``, ``verbose``,
-    ``verbose_interval``, ``progress_bar``, ``chunk_size``, ``device``, ``dtype``.
+    The concrete class stores its hyper-parameters in ``__init__`` (with
+    :meth:`_store_hyperparameters`); the driver reads ``n_init``, ``max_iter``,
+    ``tol``, ``random_state`` and, when present, ``warm_start``, ``temperature``,
+    ``annealing``, ``verbose``, ``verbose_interval``, ``progress_bar``,
+    ``chunk_size``, ``device``, ``dtype``.
 
     Fitted attributes: ``converged_``, ``n_iter_``, ``lower_bound_`` (of the
     kept run), ``lower_bounds_`` (its per-iteration trace), ``temperature_`` (the
     temperature of the final E-step) and ``n_features_in_``.
     """
+
+    def _store_hyperparameters(self, params):
+        """All that ``__init__`` does (scikit-learn's rule): store every argument under its
+        own name, as given. ``params`` is ``locals()`` at the top of ``__init__``."""
+        for name, value in params.items():
+            if name != "self" and not name.startswith("__"):
+                setattr(self, name, value)
 
     # ------------------------------------------------------------------ hooks
     def _check_parameters(self, X):
@@ -480,3 +489,48 @@ def _not_fitted(est):
     return NotFittedError(
         f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
     )
+
+
+# ------------------------------------------------------------ parameter plumbing
+def as_param(value, name, device) -> torch.Tensor:
+    """A user-given parameter (array-like or tensor) as a finite float64 tensor on ``device``."""
+    try:
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+        t = torch.as_tensor(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return t.to(device=device)
+
+
+def check_shape(t, shape, name):
+    if tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} should have shape {tuple(shape)}, got {tuple(t.shape)}")
+
+
+def check_reg_covar(reg):
+    if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not (reg >= 0 and math.isfinite(reg)):
+        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}")
+    return float(reg)
+
+
+def to_numpy(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
+    """A fitted attribute: ``t`` as a NumPy array of the model dtype (float32 or float64)."""
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    return t.detach().to("cpu", torch.float64).numpy().astype(np_dtype)
+
+
+def renamed_parameter(owner: str, old: str, old_value, new: str, new_value, default):
+    """The value of a renamed parameter, scikit-learn's way: ``new_value``, or the value given
+    under the old name ``old`` with a ``FutureWarning`` naming the new spelling. An old name
+    left at its default is the string ``"deprecated"``; both names at once is a ``TypeError``."""
+    if isinstance(old_value, str) and old_value == "deprecated":
+        return new_value
+    if not (new_value is default or (isinstance(new_value, (int, str)) and new_value == default)):
+        raise TypeError(f"{owner} got both {new}={new_value!r} and its old name {old}={old_value!r}; pass {new} only")
+    warnings.warn(f"{owner}: the parameter {old!r} was renamed {new!r} and the old name will be removed; "
+                  f"pass {new}={old_value!r}", FutureWarning, stacklevel=3)
+    return old_value
+

@@ -1,0 +1,425 @@
+"""Gaussian mixture kernels: one set of functions per covariance type, shared by every mixture.
+
+After scikit-learn's ``sklearn/mixture/_gaussian_mixture.py``, written so that everything is a
+few large matrix products per row chunk:
+
+* **Design.** The data are centred once and turned into per-sample rows ``z_n`` that are linear
+  in everything the model needs (:func:`design`): ``[x, 1]`` for full/tied, ``[x*x, x, 1]`` for
+  diag, ``[|x|^2, x, 1]`` for spherical and k-means.
+* **E-step coefficients** (:func:`coefficients`) from the means, the precision Cholesky factor
+  ``U`` and a per-component constant ``c_k``, such that the scores
+  ``s_nk = c_k - (x_n - mu_k)^T U_k U_k^T (x_n - mu_k) / 2`` are one product
+  (:func:`log_prob_scores`): ``A^T z`` for diag/spherical (the ``|x|^2 - 2 x.mu + |mu|^2``
+  expansion with the precisions folded in); for full one GEMM
+  ``[x, 1] @ [[U_1 ... U_K], [-mu_1 U_1 ... -mu_K U_K]]`` gives ``(x - mu_k) U_k`` for every
+  component at once and the Mahalanobis term is its squared norm per ``D``-block; for tied a
+  whitening product. With ``c_k = log pi_k + log|U_k| - D/2 log 2pi`` (:func:`log_gaussian_const`)
+  the scores are ``log pi_k + log N(x_n | mu_k, (U_k U_k^T)^-1)``; CAVI passes its own constants.
+  The coefficients are batched over leading sample dimensions (not tied).
+* **Sufficient statistics** ``sum_n r_nk z_n z_n^T`` (full: one GEMM ``Z^T (R ⊙ Z)`` over the
+  stacked components) or ``R^T Z`` (the other types), accumulated over row chunks in float64
+  (:func:`accumulate_stats`, :func:`sufficient_statistics`), and the moments they give
+  (:func:`estimate_moments`).
+* **Maximum-likelihood M-step** (:func:`estimate_gaussian_parameters`) and the precision
+  Cholesky factor with jitter where a covariance is not positive definite
+  (:func:`compute_precision_cholesky`).
+
+Users: :class:`~zoo.mixture.GaussianMixture` and :class:`~zoo.mixture.BayesianGaussianMixture`
+(all of it, through their common base), :class:`~zoo.mixture.KMeans` and
+:func:`~zoo.mixture.kmeans_plusplus` (the spherical design and distances), the Pyro models
+``gmm`` (:func:`component_log_prob`, and ``em_update`` through the statistics and the M-step) and
+``bayesian_gmm`` (:func:`component_log_prob`).
+
+Shapes: ``U`` is upper triangular with precision ``U U^T`` (scikit-learn's
+``precisions_cholesky_``): (..., K, D, D) full, (D, D) tied, (..., K, D) diag (``1/sigma``),
+(..., K) spherical. Scores and responsibilities of a chunk are laid out (K, n) -- components
+first -- except for full, (n, K) (:func:`components_first`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._base import exp_floor
+
+__all__ = [
+    "COVARIANCE_TYPES", "design", "design_x", "components_first", "chunk_rows", "Workspace",
+    "precision_cholesky_from_tril", "precision_cholesky_from_precision", "compute_precision_cholesky",
+    "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
+    "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
+    "sufficient_statistics", "estimate_moments", "add_reg_covar", "estimate_gaussian_parameters",
+    "expected_scores", "component_log_prob",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+LOG_2PI = math.log(2.0 * math.pi)
+STAT = torch.float64  # dtype of parameters and accumulated statistics
+# Chunk sizes: big enough that each op is a large parallel region (under CPU
+# contention every OpenMP fork/join can cost a time slice), small enough that
+# the scratch stays tens of MB whatever n_samples.
+_FULL_BLOCK = 1 << 20  # elements of the (chunk, K, D+1) buffer (larger spills the caches)
+_SMALL_BLOCK = 1 << 20  # elements of the (K, chunk) blocks of the other cases
+
+
+# ----------------------------------------------------------------- designs
+def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample design rows ``(n, P)`` of ``X - shift`` for ``X`` (n, D) (see the module doc).
+
+    Written in place into one ``(n, P)`` allocation (no ``(n, D)`` temporaries).
+    """
+    n, d = X.shape
+    p = {"full": d + 1, "tied": d + 1, "diag": 2 * d + 1}.get(kind, d + 2)
+    Z = X.new_empty((n, p))
+    xc = design_x(Z, kind, d)
+    if shift is None:
+        xc.copy_(X)
+    else:
+        torch.sub(X, shift.to(X.dtype), out=xc)
+    Z[:, -1] = 1.0
+    if kind == "diag":
+        torch.mul(xc, xc, out=Z[:, :d])
+    elif kind not in ("full", "tied"):  # spherical and k-means: |x|^2 in column 0
+        step = max(1, (1 << 20) // d)
+        for s in range(0, n, step):
+            x = xc[s : s + step]
+            torch.sum(x * x, dim=1, out=Z[s : s + step, 0])
+    return Z
+
+
+def design_x(Z: torch.Tensor, kind: str, d: int) -> torch.Tensor:
+    """The centred data ``(n, D)`` inside a design (a view)."""
+    if kind in ("full", "tied"):
+        return Z[:, :d]
+    if kind == "diag":
+        return Z[:, d : 2 * d]
+    return Z[:, 1 : d + 1]
+
+
+def components_first(kind: str) -> bool:
+    """Whether a chunk's scores and responsibilities are laid out (K, n): the narrow
+    (n x P) @ (P x K) products run markedly faster as (K x P) @ (P x n), while full works on
+    (n, K) with its wide stacked-component products."""
+    return kind != "full"
+
+
+def chunk_rows(kind: str, k: int, d: int) -> int:
+    """Rows per chunk: the scratch of a chunk stays about ``2**20`` elements."""
+    if kind == "full":
+        return max(256, _FULL_BLOCK // (k * (d + 1)))
+    return max(1024, _SMALL_BLOCK // k)
+
+
+class Workspace:
+    """Reused scratch buffers: fresh large allocations per chunk cost page faults."""
+
+    def __init__(self):
+        self._bufs = {}
+
+    def get(self, name, shape, like: torch.Tensor) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(numel, dtype=like.dtype, device=like.device)
+            self._bufs[name] = buf
+        return buf[:numel].view(shape)
+
+    def clear(self):
+        self._bufs.clear()
+
+
+# ------------------------------------------------------ precision Cholesky
+def precision_cholesky_from_tril(L: torch.Tensor) -> torch.Tensor:
+    """Upper ``U = L^-T`` with ``U U^T = (L L^T)^-1``, for lower Cholesky factors ``L``
+    (..., D, D) of covariances."""
+    eye = torch.eye(L.shape[-1], dtype=L.dtype, device=L.device).expand_as(L)
+    return torch.linalg.solve_triangular(L, eye, upper=False).mT
+
+
+def precision_cholesky_from_precision(P: torch.Tensor) -> torch.Tensor:
+    """Upper ``U`` with ``U U^T = P`` for precision matrices (..., D, D): the Cholesky factor of
+    the index-reversed matrix, reversed."""
+    return torch.linalg.cholesky(P.flip(-1, -2)).flip(-1, -2)
+
+
+def compute_precision_cholesky(cov: torch.Tensor, kind: str, reg: float):
+    """``(cov, U, jitter)``: the covariances (with jitter added where one was not positive
+    definite), the upper ``U`` with ``cov^-1 = U U^T`` and whether jitter was needed.
+
+    ``cov`` is (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical (float64).
+    """
+    jitter = False
+    if kind in ("full", "tied"):
+        batch = cov if kind == "full" else cov[None]
+        L, info = torch.linalg.cholesky_ex(batch)
+        if bool((info != 0).any()):
+            jitter = True
+            batch = batch.clone()
+            scale = torch.diagonal(batch, dim1=-2, dim2=-1).abs().mean(-1)
+            scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+            eps = max(reg, float(torch.finfo(STAT).eps))
+            eye = torch.eye(cov.shape[-1], dtype=STAT, device=cov.device)
+            for step in range(40):  # growing jitter, only on the failing matrices
+                bad = info != 0
+                if not bool(bad.any()):
+                    break
+                amount = (eps * 10.0 ** (step / 2)) * scale[bad]
+                batch[bad] = batch[bad] + amount[:, None, None] * eye
+                L, info = torch.linalg.cholesky_ex(batch)
+            if bool((info != 0).any()):
+                raise ValueError("a covariance matrix could not be made positive definite; check the data")
+        U = precision_cholesky_from_tril(L)
+        if kind == "tied":
+            U, batch = U[0], batch[0]
+        return batch, U, jitter
+    floor = max(reg, float(torch.finfo(STAT).eps))
+    bad = ~(cov > 0)
+    if bool(bad.any()):
+        jitter = True
+        cov = torch.where(bad, torch.full_like(cov, floor), cov)
+    return cov, cov.rsqrt(), jitter
+
+
+def log_det_cholesky(U: torch.Tensor, kind: str, d: int) -> torch.Tensor:
+    """``log|U| = log det(precision) / 2`` per component: (..., K) (tied: a scalar)."""
+    if kind in ("full", "tied"):
+        return torch.log(torch.diagonal(U, dim1=-2, dim2=-1)).sum(-1)
+    if kind == "diag":
+        return torch.log(U).sum(-1)
+    return d * torch.log(U)
+
+
+def log_gaussian_const(U: torch.Tensor, kind: str, d: int) -> torch.Tensor:
+    """``log|U| - D/2 log 2pi``: the Gaussian log-density at its mean, per component."""
+    return log_det_cholesky(U, kind, d) - 0.5 * d * LOG_2PI
+
+
+# ------------------------------------------------------ E-step coefficients
+def spherical_coef(means: torch.Tensor, precisions: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
+    """``(..., D+2, K)`` matrix ``A`` with ``[|x|^2, x, 1] @ A = const_k - lam_k |x - mu_k|^2 / 2``.
+
+    ``means`` (..., K, D), ``precisions`` (..., K) the ``lam_k``, ``const`` (..., K); this is the
+    distance code shared by the spherical Gaussian mixture, k-means and k-means++.
+    """
+    *batch, k, d = means.shape
+    A = means.new_empty((*batch, d + 2, k))
+    A[..., 0, :] = -0.5 * precisions
+    A[..., 1 : d + 1, :] = (means * precisions[..., None]).mT
+    A[..., d + 1, :] = const - 0.5 * precisions * (means * means).sum(-1)
+    return A
+
+
+def coefficients(kind: str, means: torch.Tensor, prec_chol: torch.Tensor, const: torch.Tensor,
+                 dtype: torch.dtype | None = None) -> dict:
+    """The E-step coefficients of the scores ``s_nk = const_k - (x_n - mu_k)^T U_k U_k^T (x_n - mu_k) / 2``.
+
+    Parameters
+    ----------
+    means : (..., K, D), in the coordinates of the design (centred by the same shift).
+    prec_chol : ``U`` (see the module doc).
+    const : (..., K) per-component constants.
+    dtype : of the coefficients (default: that of ``means``), the dtype of the design.
+
+    Returns
+    -------
+    dict: full ``W`` (..., D+1, K D) (scaled by ``sqrt(1/2)``) and ``const`` (..., K); tied
+    ``Ut`` (D, D), ``M`` (K, D), ``const`` (K,); diag and spherical ``At`` (..., K, P).
+    """
+    dtype = means.dtype if dtype is None else dtype
+    *batch, k, d = means.shape
+    U, mu = prec_chol, means
+    if kind == "full":
+        W = mu.new_empty((*batch, d + 1, k * d))
+        W[..., :d, :] = U.transpose(-3, -2).reshape(*batch, d, k * d)
+        W[..., d, :] = -torch.einsum("...kd,...kde->...ke", mu, U).reshape(*batch, k * d)
+        W.mul_(math.sqrt(0.5))  # so that the squared norms come out halved
+        return {"W": W.to(dtype), "const": const.to(dtype)}
+    if kind == "tied":
+        M = mu @ U
+        return {"Ut": U.mT.contiguous().to(dtype), "M": M.to(dtype), "const": (const - 0.5 * (M * M).sum(-1)).to(dtype)}
+    if kind == "diag":
+        lam = U * U
+        A = mu.new_empty((*batch, 2 * d + 1, k))
+        A[..., :d, :] = -0.5 * lam.mT
+        A[..., d : 2 * d, :] = (mu * lam).mT
+        A[..., 2 * d, :] = const - 0.5 * (mu * mu * lam).sum(-1)
+    else:
+        A = spherical_coef(mu, U * U, const)
+    return {"At": A.mT.contiguous().to(dtype)}
+
+
+def log_prob_scores(z: torch.Tensor, coef: dict, kind: str, ws: Workspace | None = None) -> torch.Tensor:
+    """The scores of design rows ``z`` (n, P) for :func:`coefficients` ``coef``: (..., K, n) when
+    :func:`components_first`, else (..., n, K). ``ws`` holds the full case's (n, K D) scratch."""
+    if kind in ("diag", "spherical"):
+        return coef["At"] @ z.mT
+    if kind == "tied":
+        d = coef["Ut"].shape[-1]
+        y = coef["Ut"] @ z[:, :d].T  # whitened data (D, n)
+        out = torch.addmm(coef["const"][:, None], coef["M"], y)
+        return out.sub_(0.5 * (y * y).sum(0))
+    W, const = coef["W"], coef["const"]
+    k = const.shape[-1]
+    d = W.shape[-1] // k
+    if ws is not None and W.dim() == 2:
+        y = torch.mm(z, W, out=ws.get("block", (z.shape[0], k * d), z))
+    else:
+        y = torch.matmul(z, W)
+    # (x - mu_k) U_k / sqrt(2) for all k; squared norms per D-block: one read pass, no square pass
+    sq = torch.linalg.vector_norm(y.view(*y.shape[:-1], k, d), dim=-1).square_()
+    return torch.sub(const.unsqueeze(-2), sq)
+
+
+def weighted_log_prob(z: torch.Tensor, coef: dict, kind: str, ws: Workspace | None = None) -> torch.Tensor:
+    """The scores as (..., n, K), whatever the layout of the kind (a transposed view)."""
+    s = log_prob_scores(z, coef, kind, ws)
+    return s.mT if components_first(kind) else s
+
+
+def spherical_scores(Z: torch.Tensor, means, precisions, const) -> torch.Tensor:
+    """``(n, K)`` scores ``const_k - lam_k |x_n - mu_k|^2 / 2`` from a spherical design."""
+    return Z @ spherical_coef(means, precisions, const).to(Z.dtype)
+
+
+def sq_distances(Z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """``(n, K)`` squared Euclidean distances (clamped at 0) from a spherical design."""
+    ones = centers.new_ones(centers.shape[0])
+    return spherical_scores(Z, centers, ones, torch.zeros_like(ones)).mul_(-2.0).clamp_(min=0.0)
+
+
+# ----------------------------------------------------------- statistics
+def new_stats(kind: str, k: int, p: int, device) -> torch.Tensor:
+    """A zero accumulator: (P, K P) full, (K, P) the other types (float64)."""
+    return torch.zeros((p, k * p) if kind == "full" else (k, p), dtype=STAT, device=device)
+
+
+def accumulate_stats(acc: torch.Tensor, z: torch.Tensor, resp: torch.Tensor, kind: str,
+                     ws: Workspace | None = None) -> None:
+    """Add a chunk's statistics: full ``sum_n r_nk z_n z_n^T`` as one GEMM ``z^T (R ⊙ z)`` over
+    the stacked components, else ``R^T z``. ``resp`` is laid out as :func:`components_first`."""
+    if kind == "full":
+        c, k, p = z.shape[0], resp.shape[1], z.shape[1]
+        rz = ws.get("block", (c, k, p), z) if ws is not None else z.new_empty((c, k, p))
+        torch.mul(resp[:, :, None], z[:, None, :], out=rz)
+        left, right = z.T, rz.view(c, k * p)
+    else:
+        left, right = resp, z
+    if acc.dtype == z.dtype:
+        acc.addmm_(left, right)
+    else:  # float32 data: products per chunk, sums in float64
+        acc += torch.mm(left, right).to(STAT)
+
+
+def finish_stats(acc: torch.Tensor, kind: str, k: int) -> torch.Tensor:
+    """full: ``(K, P, P)`` blocks ``sum_n r_nk z_n z_n^T``; others: ``(K, P)`` ``sum_n r_nk z_n``."""
+    if kind == "full":
+        p = acc.shape[0]
+        return acc.view(p, k, p).transpose(0, 1)
+    return acc
+
+
+def sufficient_statistics(Z: torch.Tensor, R: torch.Tensor, kind: str, chunks, *, is_log: bool = False,
+                          ws: Workspace | None = None) -> torch.Tensor:
+    """Statistics of ``(n, K)`` responsibilities ``R`` (or log responsibilities) of the design
+    rows ``Z``, accumulated over the row slices ``chunks``."""
+    k = R.shape[1]
+    acc, floor = new_stats(kind, k, Z.shape[1], Z.device), exp_floor(Z.dtype)
+    for sl in chunks:
+        r = R[sl]
+        if is_log:
+            r = torch.clamp(r, min=floor).exp_()
+        accumulate_stats(acc, Z[sl], r.T if components_first(kind) else r, kind, ws)
+    return finish_stats(acc, kind, k)
+
+
+# ------------------------------------------------------------- M-step
+def estimate_moments(stats: torch.Tensor, kind: str, tiny: float, scatter: torch.Tensor | None = None):
+    """Soft counts ``nk`` (K,) (plus ``tiny``, as scikit-learn: no 0/0 for empty components),
+    means (K, D) and covariances without regulariser, from the statistics: (K, D, D) full and
+    (D, D) tied (symmetrised; tied needs ``scatter = sum_n z_n z_n^T`` of the centred data),
+    (K, D) diag, (K,) spherical."""
+    p = stats.shape[-1]
+    if kind == "full":
+        d = p - 1
+        nk, sx = stats[:, d, d] + tiny, stats[:, :d, d]
+    elif kind == "tied":
+        d = p - 1
+        nk, sx = stats[:, d] + tiny, stats[:, :d]
+    elif kind == "diag":
+        d = (p - 1) // 2
+        nk, sx = stats[:, 2 * d] + tiny, stats[:, d : 2 * d]
+    else:
+        d = p - 2
+        nk, sx = stats[:, d + 1] + tiny, stats[:, 1 : d + 1]
+    means = sx / nk[:, None]
+    if kind == "full":
+        cov = stats[:, :d, :d] / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        cov = 0.5 * (cov + cov.mT)
+    elif kind == "tied":
+        cov = (scatter - (means.T * nk) @ means) / nk.sum()
+        cov = 0.5 * (cov + cov.T)
+    elif kind == "diag":
+        cov = stats[:, :d] / nk[:, None] - means * means
+    else:
+        cov = (stats[:, 0] / nk - (means * means).sum(1)) / d
+    return nk, means, cov
+
+
+def add_reg_covar(cov: torch.Tensor, kind: str, reg: float) -> torch.Tensor:
+    """``cov`` with ``reg`` added to every variance (a new tensor)."""
+    if kind in ("full", "tied"):
+        out = cov.clone()
+        out.diagonal(dim1=-2, dim2=-1).add_(reg)
+        return out
+    return cov + reg
+
+
+def estimate_gaussian_parameters(stats: torch.Tensor, kind: str, reg_covar: float, tiny: float,
+                                 scatter: torch.Tensor | None = None):
+    """The maximum-likelihood M-step: ``(nk, means, covariances, raw)`` with ``reg_covar`` added to
+    the variances and ``raw`` (K,) the mean unregularised variance of each component (of the
+    shared covariance for tied), which tells a collapsed component."""
+    nk, means, cov = estimate_moments(stats, kind, tiny, scatter)
+    if kind == "full":
+        raw = torch.diagonal(cov, dim1=-2, dim2=-1).mean(1)
+    elif kind == "tied":
+        raw = torch.diagonal(cov).mean().expand(nk.shape[0])
+    elif kind == "diag":
+        raw = cov.mean(1)
+    else:
+        raw = cov
+    return nk, means, add_reg_covar(cov, kind, reg_covar), raw
+
+
+def expected_scores(stats: torch.Tensor, kind: str, means: torch.Tensor, prec_chol: torch.Tensor,
+                    const: torch.Tensor) -> torch.Tensor:
+    """``sum_nk r_nk s_nk`` for the scores ``s_nk = const_k - (x_n - m_k)^T P_k (x_n - m_k) / 2``
+    (``P_k = U_k U_k^T``) of the responsibilities behind ``stats``, from the statistics alone
+    (full and diag)."""
+    if kind not in ("full", "diag"):
+        raise ValueError(f"expected_scores is written for 'full' and 'diag', got {kind!r}")
+    U, m = prec_chol, means
+    if kind == "full":
+        d = stats.shape[-1] - 1
+        n, sx, sxx = stats[:, d, d], stats[:, :d, d], stats[:, :d, :d]
+        P = U @ U.mT
+        Pm = torch.einsum("kde,ke->kd", P, m)
+        quad = (P * sxx).sum((1, 2)) - 2.0 * (Pm * sx).sum(1) + n * (Pm * m).sum(1)
+    else:
+        d = (stats.shape[-1] - 1) // 2
+        n, sx, sxx = stats[:, 2 * d], stats[:, d : 2 * d], stats[:, :d]
+        P = U * U
+        quad = (P * (sxx - 2.0 * m * sx + n[:, None] * m * m)).sum(1)
+    return (const * n).sum() - 0.5 * quad.sum()
+
+
+def component_log_prob(X: torch.Tensor, log_weights: torch.Tensor, means: torch.Tensor, prec_chol: torch.Tensor,
+                       kind: str) -> torch.Tensor:
+    """``log pi_k + log N(x_n | mu_k, (U_k U_k^T)^-1)``, (..., n, K), for data ``X`` (n, D) and
+    parameters batched over leading sample dimensions (``log_weights`` (..., K), ``means``
+    (..., K, D), ``prec_chol`` ``U``; full, diag or spherical): the coefficients evaluated on the
+    design of ``X`` centred by its mean (the expansions stay accurate away from the origin)."""
+    shift = X.mean(0)
+    const = log_gaussian_const(prec_chol, kind, X.shape[1]) + log_weights
+    coef = coefficients(kind, means - shift, prec_chol, const)
+    return weighted_log_prob(design(X, kind, shift), coef, kind)

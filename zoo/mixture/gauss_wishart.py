@@ -1,0 +1,351 @@
+"""The conjugate Bayesian Gaussian mixture: priors, closed-form CAVI updates and the ELBO.
+
+Model (``K`` components, data ``x_n`` in ``R^D``)::
+
+    weights  ~ Dirichlet(alpha0 1_K)                       weight_type="dirichlet_distribution"
+    v_k      ~ Beta(1, gamma0), pi_k = v_k prod_{j<k}(1 - v_j)   "dirichlet_process" (stick-breaking)
+    Lambda_k ~ Wishart(nu0, W0),  W0 = Psi0^-1              covariance_type="full"
+    mu_k | Lambda_k ~ N(m0, (beta0 Lambda_k)^-1)
+    z_n ~ Categorical(pi),  x_n | z_n=k ~ N(mu_k, Lambda_k^-1)
+
+Variational family ``q = q(z) q(pi or v) prod_k q(mu_k | Lambda_k) q(Lambda_k)`` with
+``q(z_n)`` categorical (responsibilities ``r_nk``), ``q(pi) = Dirichlet(alpha)`` or
+``q(v_k) = Beta(a_k, b_k)``, ``q(Lambda_k) = Wishart(nu_k, W_k)``, ``q(mu_k | Lambda_k) =
+N(m_k, (beta_k Lambda_k)^-1)``. Each coordinate update is ``log q_j* = E_{-j}[log p] + const``:
+
+* ``q(z)``: ``log r_nk = E[log pi_k] + E[log|Lambda_k|]/2 - D/2 log 2pi - D/(2 beta_k)
+  - nu_k (x_n - m_k)^T W_k (x_n - m_k)/2 + const`` (:func:`estep_constants` gives all
+  but the quadratic term, whose matrix is the precision ``P_k = nu_k W_k``).
+* ``q(pi)``: ``alpha_k = alpha0 + N_k``; sticks ``a_k = 1 + N_k``, ``b_k = gamma0 + sum_{j>k} N_j``.
+* ``q(mu, Lambda)``: ``beta_k = beta0 + N_k``, ``m_k = (beta0 m0 + N_k xbar_k)/beta_k``,
+  ``nu_k = nu0 + N_k``, ``W_k^-1 = Psi_k = Psi0 + N_k S_k + N_k beta0/beta_k (xbar_k - m0)(xbar_k - m0)^T``.
+
+``covariance_type="diag"`` has two families with the same statistics ``Psi_kd``:
+
+* ``"wishart"`` (scikit-learn's ``diag``): the Wishart above restricted to a diagonal
+  scale ``W_k = diag(1/Psi_kd)`` (prior scale ``diag(1/Psi0_d)``); the best diagonal scale
+  for a fixed ``nu_k`` is exactly that, so the updates are still coordinate maxima.
+* ``"gamma"``: independent per-dimension precisions ``lambda_kd ~ Gamma(nu0/2, Psi0_d/2)``
+  (shape, rate), ``mu_kd | lambda_kd ~ N(m0_d, 1/(beta0 lambda_kd))``; ``q(lambda_kd) =
+  Gamma(nu_k/2, Psi_kd/2)`` (the Pyro model :mod:`zoo.mixture.bayesian_gmm` uses this one).
+
+Two objectives are reported. :func:`elbo` is the full evidence lower bound
+``E_q[log p(x, z, theta) - log q(z, theta)]`` with every constant, valid for any ``q``
+in the family; :func:`sklearn_lower_bound` is scikit-learn's ``BayesianGaussianMixture``
+bound, which is the full ELBO at the optimal ``q(theta)`` given ``q(z)`` minus the terms
+that depend only on the priors and ``N, D, K`` (the ``-ND/2 log 2pi`` of the likelihood,
+the prior normalisers of the weights and of the Gauss-Wishart). The two differ by those
+constants when ``q(theta)`` is the exact update (``reg_covar=0``).
+
+:class:`zoo.mixture.BayesianGaussianMixture` runs these updates over the data;
+:func:`inference.cavi.fit_cavi` runs them for the Pyro model :class:`zoo.mixture.BayesianGMM`.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._checks import check_choice
+
+__all__ = [
+    "GaussianWishartPrior", "make_prior", "weight_update", "expected_log_weights", "mixture_weights",
+    "component_update", "expected_log_det", "estep_constants", "expected_precision", "elbo",
+    "sklearn_lower_bound", "log_wishart_normalizer", "WEIGHT_PRIOR_TYPES",
+]
+
+
+WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+_LOG_2PI = math.log(2.0 * math.pi)
+_F64 = torch.float64
+
+
+@dataclass
+class GaussianWishartPrior:
+    """Validated hyperparameters (float64 tensors on the data's device).
+
+    ``mean`` (D,), ``covariance`` the inverse Wishart scale ``Psi0``: (D, D) for ``full``,
+    (D,) for ``diag``.
+    """
+
+    weight_type: str
+    weight_concentration: float
+    mean_precision: float
+    mean: torch.Tensor
+    degrees_of_freedom: float
+    covariance: torch.Tensor
+    covariance_type: str
+    diag_family: str = "wishart"
+
+    @property
+    def n_features(self) -> int:
+        return self.mean.shape[0]
+
+
+def _check_positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _as_f64(value, name, device):
+    try:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().to(device=device, dtype=_F64)
+        else:
+            t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return t
+
+
+def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
+               weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+               degrees_of_freedom_prior=None, covariance_prior=None, n_components=1,
+               diag_family="wishart") -> GaussianWishartPrior:
+    """Validate the hyperparameters; ``None`` takes scikit-learn's data-dependent default.
+
+    Defaults: ``weight_concentration_prior = 1/K``, ``mean_precision_prior = 1``,
+    ``mean_prior = mean(X)``, ``degrees_of_freedom_prior = D``, ``covariance_prior =
+    cov(X)`` (full, ``ddof=1``) or ``var(X, ddof=1)`` (diag).
+
+    Parameters
+    ----------
+    X : tensor (N, D), validated data (only its mean/covariance and shape are used).
+    """
+    check_choice(covariance_type, ("full", "diag"), "covariance_type")
+    check_choice(weight_concentration_prior_type, WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
+    check_choice(diag_family, ("wishart", "gamma"), "diag_family")
+    n, d = X.shape
+    dev = X.device
+    Xd = X.to(_F64)
+    wc = 1.0 / n_components if weight_concentration_prior is None else \
+        _check_positive(weight_concentration_prior, "weight_concentration_prior")
+    beta0 = 1.0 if mean_precision_prior is None else _check_positive(mean_precision_prior, "mean_precision_prior")
+    if mean_prior is None:
+        m0 = Xd.mean(0)
+    else:
+        m0 = _as_f64(mean_prior, "mean_prior", dev)
+        if tuple(m0.shape) != (d,):
+            raise ValueError(f"mean_prior should have shape ({d},), got {tuple(m0.shape)}")
+    gamma_family = covariance_type == "diag" and diag_family == "gamma"
+    if degrees_of_freedom_prior is None:
+        nu0 = float(d)
+    else:
+        nu0 = degrees_of_freedom_prior
+        if isinstance(nu0, bool) or not isinstance(nu0, numbers.Real) or not math.isfinite(nu0):
+            raise ValueError(f"degrees_of_freedom_prior must be a finite number, got {nu0!r}")
+        floor = 0.0 if gamma_family else d - 1.0
+        if not nu0 > floor:
+            raise ValueError(f"degrees_of_freedom_prior must be greater than {floor:g} (D - 1 for a Wishart "
+                             f"on {d} features), got {nu0!r}")
+        nu0 = float(nu0)
+    if covariance_prior is None:
+        if n < 2:
+            raise ValueError("the default covariance_prior needs at least 2 samples; pass covariance_prior")
+        psi0 = torch.atleast_2d(torch.cov(Xd.T)) if covariance_type == "full" else Xd.var(0, unbiased=True)
+        if covariance_type == "full" and bool((torch.linalg.cholesky_ex(psi0)[1] != 0)):
+            raise ValueError("the data covariance (the default covariance_prior) is not positive definite; "
+                             "pass covariance_prior")
+        if covariance_type == "diag" and not bool((psi0 > 0).all()):
+            raise ValueError("a feature has zero variance (the default covariance_prior); pass covariance_prior")
+    else:
+        psi0 = _as_f64(covariance_prior, "covariance_prior", dev)
+        if covariance_type == "full":
+            if tuple(psi0.shape) != (d, d):
+                raise ValueError(f"full covariance_prior should have shape ({d}, {d}), got {tuple(psi0.shape)}")
+            if not torch.allclose(psi0, psi0.T, rtol=1e-8, atol=1e-12):
+                raise ValueError("full covariance_prior must be symmetric")
+            if bool(torch.linalg.cholesky_ex(psi0)[1] != 0):
+                raise ValueError("full covariance_prior must be positive definite")
+        else:
+            if tuple(psi0.shape) != (d,):
+                raise ValueError(f"diag covariance_prior should have shape ({d},), got {tuple(psi0.shape)}")
+            if not bool((psi0 > 0).all()):
+                raise ValueError("diag covariance_prior must be positive")
+    return GaussianWishartPrior(weight_concentration_prior_type, wc, beta0, m0, nu0, psi0, covariance_type,
+                                diag_family)
+
+
+# ------------------------------------------------------------------ weights
+def weight_update(nk: torch.Tensor, prior: GaussianWishartPrior) -> torch.Tensor:
+    """``q(pi)`` from the soft counts ``nk`` (K,): Dirichlet ``alpha`` (K,) or sticks ``(2, K)``
+    (rows ``a_k = 1 + N_k``, ``b_k = gamma0 + sum_{j>k} N_j``)."""
+    if prior.weight_type == "dirichlet_process":
+        tail = torch.flip(torch.cumsum(torch.flip(nk, (0,)), 0), (0,)) - nk  # sum_{j>k} N_j
+        return torch.stack([1.0 + nk, prior.weight_concentration + tail])
+    return prior.weight_concentration + nk
+
+
+def expected_log_weights(conc: torch.Tensor, weight_type: str) -> torch.Tensor:
+    """``E_q[log pi_k]`` (K,)."""
+    if weight_type == "dirichlet_process":
+        a, b = conc
+        dsum = torch.digamma(a + b)
+        log_v, log_1mv = torch.digamma(a) - dsum, torch.digamma(b) - dsum
+        return log_v + torch.cat([log_v.new_zeros(1), torch.cumsum(log_1mv, 0)[:-1]])
+    return torch.digamma(conc) - torch.digamma(conc.sum())
+
+
+def mixture_weights(conc: torch.Tensor, weight_type: str) -> torch.Tensor:
+    """Posterior-mean weights (K,), normalised (scikit-learn's ``weights_``)."""
+    if weight_type == "dirichlet_process":
+        a, b = conc
+        frac = b / (a + b)
+        w = a / (a + b) * torch.cat([frac.new_ones(1), torch.cumprod(frac[:-1], 0)])
+        return w / w.sum()
+    return conc / conc.sum()
+
+
+def _weights_kl(conc, prior):
+    from torch.distributions import Beta, Dirichlet, kl_divergence
+
+    if prior.weight_type == "dirichlet_process":
+        a, b = conc
+        g = torch.full_like(a, prior.weight_concentration)
+        return kl_divergence(Beta(a, b), Beta(torch.ones_like(a), g)).sum()
+    return kl_divergence(Dirichlet(conc), Dirichlet(torch.full_like(conc, prior.weight_concentration)))
+
+
+def _log_norm_weight(conc, weight_type):
+    """scikit-learn's ``log_norm_weight``: log normaliser of ``q(pi)`` (sticks: minus log Beta)."""
+    if weight_type == "dirichlet_process":
+        a, b = conc
+        return -(torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)).sum()
+    return torch.lgamma(conc.sum()) - torch.lgamma(conc).sum()
+
+
+# --------------------------------------------------------------- components
+def component_update(nk, xk, sk, prior: GaussianWishartPrior):
+    """``q(mu, Lambda)`` from soft counts ``nk`` (K,), means ``xk`` (K, D) and covariances
+    ``sk`` ((K, D, D) full, (K, D) diag; ``reg_covar`` already added when wanted).
+
+    Returns a dict ``beta`` (K,), ``means`` (K, D), ``nu`` (K,), ``psi`` (``W^-1``: (K, D, D)
+    or (K, D)).
+    """
+    beta = prior.mean_precision + nk
+    means = (prior.mean_precision * prior.mean + nk[:, None] * xk) / beta[:, None]
+    nu = prior.degrees_of_freedom + nk
+    diff = xk - prior.mean
+    shrink = nk * prior.mean_precision / beta
+    if prior.covariance_type == "full":
+        psi = prior.covariance + nk[:, None, None] * sk + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :]
+    else:
+        psi = prior.covariance + nk[:, None] * sk + shrink[:, None] * diff * diff
+    return {"beta": beta, "means": means, "nu": nu, "psi": psi}
+
+
+def _multi_digamma_sum(nu, d):
+    """``sum_{i=0}^{D-1} digamma((nu - i)/2)`` for nu (K,)."""
+    i = torch.arange(d, dtype=nu.dtype, device=nu.device)
+    return torch.digamma(0.5 * (nu[:, None] - i)).sum(1)
+
+
+def _multi_lgamma_sum(nu, d):
+    i = torch.arange(d, dtype=torch.as_tensor(nu).dtype, device=torch.as_tensor(nu).device)
+    return torch.lgamma(0.5 * (torch.as_tensor(nu)[..., None] - i)).sum(-1)
+
+
+def log_wishart_normalizer(nu, logdet_w, d):
+    """``log B(W, nu)`` of the Wishart density ``B |L|^{(nu-D-1)/2} exp(-tr(W^-1 L)/2)``."""
+    nu = torch.as_tensor(nu, dtype=_F64)
+    return (-0.5 * nu * logdet_w - 0.5 * nu * d * math.log(2.0) - 0.25 * d * (d - 1) * math.log(math.pi)
+            - _multi_lgamma_sum(nu, d))
+
+
+def _logdet_psi(psi, kind):
+    if kind == "full":
+        return 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(psi), dim1=-2, dim2=-1)).sum(-1)
+    return torch.log(psi).sum(-1)
+
+
+def expected_log_det(q, prior: GaussianWishartPrior, logdet_psi=None):
+    """``E_q[log |Lambda_k|]`` (K,)."""
+    d, nu = prior.n_features, q["nu"]
+    if logdet_psi is None:
+        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type)
+    if prior.covariance_type == "diag" and prior.diag_family == "gamma":
+        return d * torch.digamma(0.5 * nu) + d * math.log(2.0) - logdet_psi
+    return _multi_digamma_sum(nu, d) + d * math.log(2.0) - logdet_psi
+
+
+def estep_constants(conc, q, prior: GaussianWishartPrior, logdet_psi=None):
+    """Per-component constant of the E-step (K,): ``E[log pi_k] + E[log|Lambda_k|]/2
+    - D/2 log 2pi - D/(2 beta_k)``; the rest is ``-(x - m_k)^T P_k (x - m_k)/2`` with
+    ``P_k = E[Lambda_k]``."""
+    d = prior.n_features
+    return (expected_log_weights(conc, prior.weight_type) + 0.5 * expected_log_det(q, prior, logdet_psi)
+            - 0.5 * d * _LOG_2PI - 0.5 * d / q["beta"])
+
+
+def expected_precision(q, prior):
+    """``E_q[Lambda_k] = nu_k W_k``: (K, D, D) full, (K, D) diag."""
+    if prior.covariance_type == "full":
+        return q["nu"][:, None, None] * torch.cholesky_inverse(torch.linalg.cholesky(q["psi"]))
+    return q["nu"][:, None] / q["psi"]
+
+
+# --------------------------------------------------------------- objectives
+def sklearn_lower_bound(neg_entropy_z, conc, q, prior, logdet_psi=None):
+    """scikit-learn's ``BayesianGaussianMixture`` lower bound (constants dropped).
+
+    ``neg_entropy_z`` is ``sum_nk r_nk log r_nk``.
+    """
+    d = prior.n_features
+    if logdet_psi is None:
+        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type)
+    log_b = log_wishart_normalizer(q["nu"], -logdet_psi, d) + 0.25 * d * (d - 1) * math.log(math.pi)
+    return (-neg_entropy_z - log_b.sum() - _log_norm_weight(conc, prior.weight_type)
+            - 0.5 * d * torch.log(q["beta"]).sum())
+
+
+def elbo(neg_entropy_z, nk, xk, sk_raw, conc, q, prior, precision=None, logdet_psi=None):
+    """Full ELBO ``E_q[log p(x, z, pi, mu, Lambda)] - E_q[log q]`` with every constant.
+
+    Parameters
+    ----------
+    neg_entropy_z : scalar tensor, ``sum_nk r_nk log r_nk``.
+    nk, xk, sk_raw : soft counts (K,), weighted means (K, D), weighted covariances
+        ((K, D, D) or (K, D)) of the responsibilities in ``q(z)`` (no regulariser).
+    conc, q : ``q(pi)`` and ``q(mu, Lambda)`` (any member of the family).
+    """
+    d, kind = prior.n_features, prior.covariance_type
+    gamma = kind == "diag" and prior.diag_family == "gamma"
+    if logdet_psi is None:
+        logdet_psi = _logdet_psi(q["psi"], kind)
+    if precision is None:
+        precision = expected_precision(q, prior)
+    e_logdet = expected_log_det(q, prior, logdet_psi)
+    beta, m, nu = q["beta"], q["means"], q["nu"]
+    dm = xk - m
+    dm0 = m - prior.mean
+    beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
+    if kind == "full":
+        quad = nk * ((precision * sk_raw).sum((-2, -1)) + torch.einsum("kd,kde,ke->k", dm, precision, dm))
+        prior_quad = torch.einsum("kd,kde,ke->k", dm0, precision, dm0)
+    else:
+        quad = nk * (precision * (sk_raw + dm * dm)).sum(-1)
+        prior_quad = (precision * dm0 * dm0).sum(-1)
+    loglik = (nk * (0.5 * e_logdet - 0.5 * d * _LOG_2PI - 0.5 * d / beta) - 0.5 * quad).sum()
+    log_pi = (nk * expected_log_weights(conc, prior.weight_type)).sum()
+    kl_mu = 0.5 * (d * beta0 / beta - d + d * torch.log(beta / beta0) + beta0 * prior_quad)
+    if gamma:
+        a, b = 0.5 * nu[:, None], 0.5 * q["psi"]
+        a0, b0 = 0.5 * nu0, 0.5 * prior.covariance
+        kl_lam = ((a - a0) * torch.digamma(a) - torch.lgamma(a) + math.lgamma(a0)
+                  + a0 * (torch.log(b) - torch.log(b0)) + a * (b0 - b) / b).sum(-1)
+    else:
+        if kind == "full":
+            logdet_psi0 = 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(prior.covariance))).sum()
+            tr = (prior.covariance * precision).sum((-2, -1)) / nu  # tr(Psi0 W_k)
+        else:
+            logdet_psi0 = torch.log(prior.covariance).sum()
+            tr = (prior.covariance * precision).sum(-1) / nu
+        kl_lam = (log_wishart_normalizer(nu, -logdet_psi, d) - log_wishart_normalizer(nu0, -logdet_psi0, d)
+                  + 0.5 * (nu - nu0) * e_logdet - 0.5 * nu * d + 0.5 * nu * tr)
+    return loglik + log_pi - neg_entropy_z - _weights_kl(conc, prior) - (kl_mu + kl_lam).sum()

@@ -1,0 +1,453 @@
+"""Gaussian mixtures fitted by (tempered) EM with closed-form steps, and their common base.
+
+``GaussianMixture`` is maximum-likelihood EM: the E-step is the exact posterior
+over the component of each point, the M-step is closed form. With a temperature
+``T`` the E-step uses ``r_nk ∝ (pi_k N(x_n | mu_k, Sigma_k)) ** (1 / T)``; ``T -> 0``
+is hard (classification) EM (``KMeans`` is hard EM with equal weights and a fixed
+unit spherical variance).
+
+``BaseGaussianMixture`` is what ``GaussianMixture`` and ``BayesianGaussianMixture``
+share on top of the EM driver of :mod:`zoo.mixture._base`: the centred data design,
+row chunks and scratch buffers, one fused pass per iteration that turns each chunk's
+E-step scores into responsibilities and accumulates the sufficient statistics while
+they are in cache, the initial responsibilities, the parameter snapshot and
+:meth:`~BaseGaussianMixture.sample`. The arithmetic is the kernels of
+:mod:`zoo.mixture._gaussian` (a few large matrix products per row chunk); a subclass
+supplies the update from the statistics, the E-step constants and its weights.
+
+Rows are processed in chunks, so extra memory is O(chunk x K x D) plus the
+``(n_samples, K)`` responsibilities of the non-fused paths; parameters and statistics
+are kept in float64 even when the data are float32, and the data are centred, so
+float32 stays accurate.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from . import _gaussian as kernels
+from ._base import (ConvergenceWarning, EMBase, as_param, check_reg_covar, check_shape, tempered_responsibilities,
+                    to_numpy)
+from .kmeans import KMeans, kmeans_plusplus
+
+__all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+_STAT = kernels.STAT  # dtype of parameters and accumulated statistics
+
+
+class DegenerateComponentWarning(UserWarning):
+    """A component collapsed (duplicate points, a single point, an empty
+    component) or a covariance was not positive definite: it is held
+    positive definite by ``reg_covar`` (or extra jitter) and stays finite."""
+
+
+class BaseGaussianMixture(EMBase, BaseEstimator):
+    """What the Gaussian mixtures share (see the module docstring); not used directly.
+
+    A subclass stores at least the hyperparameters of :class:`GaussianMixture` that both
+    estimators take (``n_components``, ``covariance_type``, ``tol``, ``reg_covar``, ``max_iter``,
+    ``n_init``, ``init_params``, ``random_state``, ``warm_start``, ``device``, ``dtype``,
+    ``chunk_size``, ``verbose``, ``verbose_interval``, ``progress_bar``), sets
+    ``_covariance_types`` and supplies ``_initialize(Z, resp)``,
+    ``_params_from_stats(stats)``, ``_update(stats, log_norm_sum, n_samples)`` (the M-step or
+    variational update of the fused iteration; returns the bound), ``_score_constants()`` (the
+    (K,) constants of the E-step scores), ``_estimate_log_weights()`` and
+    ``_mixture_weights()`` (the published ``weights_``).
+
+    ``self._params`` holds float64 tensors in the centred coordinates: at least ``means``
+    (K, D), ``prec_chol`` (``U`` with precision ``U U^T``), ``covariances`` and ``jitter``.
+    """
+
+    _covariance_types = kernels.COVARIANCE_TYPES
+
+    # ------------------------------------------------------------ checks
+    def _check_parameters(self, X):
+        check_choice(self.covariance_type, self._covariance_types, "covariance_type")
+        check_choice(self.init_params, INIT_PARAMS, "init_params")
+        k = check_positive_int(self.n_components, "n_components")
+        check_n_components(k, X.shape[0], name="n_components")
+        check_reg_covar(self.reg_covar)
+        self._kind, self._d, self._k = self.covariance_type, X.shape[1], k
+
+    # ------------------------------------------------------------ data
+    def _prepare_data(self, X, fitting):
+        if fitting and not (self.warm_start and hasattr(self, "converged_")):
+            # centring keeps the expansions accurate; the shift is rounded to the data
+            # dtype so that data and (float64) parameters are shifted by the same amount
+            self._shift = X.mean(0, dtype=_STAT).to(X.dtype).to(_STAT)
+        Z = kernels.design(X, self._kind, self._shift)
+        if fitting:
+            self._ws = kernels.Workspace()
+            # below this a component variance is rounding noise: the component collapsed
+            x = kernels.design_x(Z, self._kind, X.shape[1])
+            sq = float(torch.linalg.vector_norm(x, dtype=_STAT)) ** 2  # no (n, D) temporary
+            self._var_floor = 100 * torch.finfo(X.dtype).eps * sq / x.numel()
+        return Z
+
+    def _chunk_rows(self, n_samples):
+        return kernels.chunk_rows(self._kind, self._k, self._d)
+
+    # ------------------------------------------------------------ init
+    def _user_initialised(self):
+        """Whether user-given parameters make initial responsibilities unnecessary."""
+        return False
+
+    def _initial_resp(self, Z, random_state):
+        if self._user_initialised():
+            return None
+        n, k = Z.shape[0], self._k
+        X = kernels.design_x(Z, self._kind, self._d)
+        method = self.init_params
+        if method in ("random",):
+            resp = torch.as_tensor(random_state.uniform(size=(n, k)), dtype=Z.dtype, device=Z.device)
+            return resp / resp.sum(1, keepdim=True)
+        if method == "kmeans":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                km = KMeans(k, n_init=1, random_state=random_state, device=Z.device, dtype=Z.dtype).fit(X)
+            labels = torch.as_tensor(km.labels_, device=Z.device)
+        else:
+            if method == "k-means++":
+                _, idx = kmeans_plusplus(X, k, random_state=random_state)
+            else:  # random_from_data
+                idx = random_state.choice(n, size=k, replace=False)
+            resp = Z.new_zeros((n, k))
+            resp[torch.as_tensor(idx, device=Z.device), torch.arange(k, device=Z.device)] = 1.0
+            return resp
+        resp = Z.new_zeros((n, k))
+        resp.scatter_(1, labels.view(-1, 1), 1.0)
+        return resp
+
+    # ------------------------------------------------------------ statistics
+    def _suff_stats(self, Z, R, *, is_log):
+        """Statistics of ``(n, K)`` responsibilities ``R`` (or log responsibilities)."""
+        return kernels.sufficient_statistics(Z, R, self._kind, self._chunks(Z.shape[0]), is_log=is_log, ws=self._ws)
+
+    # ------------------------------------------------------------ E/M hooks
+    def _refresh(self):
+        """Rebuild the E-step coefficients from ``self._params``."""
+        p = self._params
+        self._coef = kernels.coefficients(self._kind, p["means"], p["prec_chol"], self._score_constants(),
+                                          dtype=self._fit_dtype)
+
+    def _scores(self, z):
+        """``log pi_k + log N(x | k)`` (or CAVI's expectation) of a design chunk, laid out as
+        :func:`zoo.mixture._gaussian.components_first`."""
+        return kernels.log_prob_scores(z, self._coef, self._kind, self._ws)
+
+    def _estimate_weighted_log_prob(self, z):
+        return kernels.weighted_log_prob(z, self._coef, self._kind, self._ws)
+
+    def _estimate_log_prob(self, z):
+        return self._estimate_weighted_log_prob(z) - self._estimate_log_weights().to(z.dtype)
+
+    def _em_iteration(self, Z, temperature):
+        # fused E+M: each chunk's responsibilities go straight into the statistics
+        kind = self._kind
+        acc = kernels.new_stats(kind, self._k, Z.shape[1], Z.device)
+        total = torch.zeros((), dtype=_STAT, device=Z.device)
+        dim = 0 if kernels.components_first(kind) else 1
+        for sl in self._chunks(Z.shape[0]):
+            z = Z[sl]
+            resp = self._scores(z)
+            total += tempered_responsibilities(resp, temperature, dim=dim).sum(dtype=_STAT)
+            kernels.accumulate_stats(acc, z, resp, kind, self._ws)
+        return self._update(kernels.finish_stats(acc, kind, self._k), total, Z.shape[0])
+
+    def _m_step(self, Z, log_resp):
+        self._params = self._params_from_stats(self._suff_stats(Z, log_resp, is_log=True))
+        self._refresh()
+
+    def _get_parameters(self):
+        return self._params
+
+    def _set_parameters(self, params):
+        self._params = params
+        self._refresh()
+        self._publish()
+
+    def _after_fit(self, Z, labels):
+        self._ws.clear()
+        p = self._params
+        if "collapsed" in p and bool(p["collapsed"].any()):
+            idx = torch.nonzero(p["collapsed"]).flatten().tolist()
+            what = "the shared covariance" if self._kind == "tied" else f"component(s) {idx}"
+            warnings.warn(
+                f"{what} collapsed (duplicate points, a single point or an empty component): "
+                f"the within-component variance is at most reg_covar={self.reg_covar}, which now "
+                "sets the covariance. Consider fewer components, a larger reg_covar or rescaled data.",
+                DegenerateComponentWarning,
+                stacklevel=3,
+            )
+        if p.get("jitter"):
+            warnings.warn(
+                "a covariance was not positive definite and was regularised with extra jitter on "
+                "its diagonal; increase reg_covar or check the data for duplicates/constant features.",
+                DegenerateComponentWarning,
+                stacklevel=3,
+            )
+
+    def _to_numpy(self, t):
+        return to_numpy(t, self._fit_dtype)
+
+    def _publish(self):
+        """Public fitted attributes as NumPy arrays in the model dtype."""
+        p, kind = self._params, self._kind
+        U = p["prec_chol"]
+        self.weights_ = self._to_numpy(self._mixture_weights())
+        self.means_ = self._to_numpy(p["means"] + self._shift)
+        self.covariances_ = self._to_numpy(p["covariances"])
+        self.precisions_cholesky_ = self._to_numpy(U)
+        self.precisions_ = self._to_numpy(U @ U.mT if kind in ("full", "tied") else U * U)
+
+    # ------------------------------------------------------------ public extras
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,), component labels
+        """
+        self._check_is_fitted()
+        n = check_positive_int(n_samples, "n_samples")
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n, self.weights_.astype(np.float64) / self.weights_.sum())
+        cov = np.asarray(self.covariances_, dtype=np.float64)
+        d, out = self.means_.shape[1], []
+        for k, m in enumerate(counts):
+            if self._kind == "full":
+                L = np.linalg.cholesky(cov[k])
+            elif self._kind == "tied":
+                L = np.linalg.cholesky(cov)
+            elif self._kind == "diag":
+                L = np.diag(np.sqrt(cov[k]))
+            else:
+                L = np.sqrt(cov[k]) * np.eye(d)
+            out.append(self.means_[k] + rng.standard_normal((m, d)) @ L.T)
+        X = np.vstack(out).astype(self.means_.dtype)
+        y = np.repeat(np.arange(len(counts)), counts)
+        return X, y
+
+
+class GaussianMixture(BaseGaussianMixture):
+    """Gaussian mixture fitted by (tempered) EM; scikit-learn compatible.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components ``K``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Own full covariance per component, one shared full covariance, own
+        diagonal covariance, or own single variance.
+    tol : float, default=1e-3
+        EM stops when the per-sample lower bound changes by less than ``tol``
+        (``tol=0`` runs exactly ``max_iter`` iterations).
+    reg_covar : float, default=1e-6
+        Added to the covariance diagonals; keeps them positive definite.
+    max_iter : int, default=100
+        EM iterations per initialisation (0: initialise only).
+    n_init : int, default=1
+        Initialisations; the one with the best final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        Initial responsibilities: hard labels of :class:`KMeans`, one-hot at
+        k-means++ seeds, uniform random, or one-hot at random data points.
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        Inverse covariances, shaped ``(K,)`` spherical, ``(D, D)`` tied,
+        ``(K, D)`` diag, ``(K, D, D)`` full. When all three inits are given no
+        responsibilities are computed at initialisation.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation and :meth:`sample`.
+    warm_start : bool, default=False
+        Re-fit from the current parameters (one initialisation, ``n_init``
+        ignored) when already fitted.
+    temperature : float >= 0, default=1.0
+        E-step temperature: ``r_nk ∝ (pi_k N(x_n | k)) ** (1/T)``. 1 is EM, 0 is
+        hard EM (arg-max assignments). The tracked bound is the tempered free
+        energy ``mean_n T logsumexp_k(log(pi_k N(x_n | k)) / T)``.
+    annealing : None, callable or tuple (T0, T_final, n_steps), default=None
+        A temperature schedule overriding ``temperature``: a callable
+        ``iteration -> T`` (iterations counted from 0 in each restart), or
+        geometric cooling from ``T0`` to ``T_final`` over the first ``n_steps``
+        iterations, then ``T_final``. Convergence is only declared between
+        iterations at equal temperature. E.g. ``(10.0, 1.0, 30)`` is
+        deterministic annealing ending in plain EM.
+    device : str or torch.device, default=None
+        Where to compute; ``None`` follows the input (CPU for NumPy input).
+    dtype : torch.float64 or torch.float32, default=torch.float64
+        Dtype of the data in the heavy products (``None``: follow a floating
+        input). Parameters and statistics are always accumulated in float64.
+    chunk_size : int, default=None
+        Rows per chunk (``None``: sized so that the scratch buffers are a few MB).
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    progress_bar : bool, default=False
+        Show a tqdm bar over the EM iterations.
+
+    Attributes
+    ----------
+    weights_ : ndarray (K,)
+    means_ : ndarray (K, D)
+    covariances_, precisions_, precisions_cholesky_ : ndarray
+        Shaped as ``precisions_init``. ``precisions_cholesky_`` is the upper
+        triangular ``U`` with ``precision = U U^T`` (scikit-learn's convention).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+    lower_bounds_ : list of float
+        The bound after every iteration of the kept run (at iteration ``i`` it is
+        the tempered log-likelihood of the parameters of iteration ``i - 1``).
+    temperature_ : float
+        Temperature of the last iteration, used by :meth:`predict_proba`.
+    n_features_in_ : int
+
+    Notes
+    -----
+    Fitted arrays are NumPy in the model dtype. Degenerate components (one
+    point, duplicates) are held positive definite by ``reg_covar`` (extra jitter
+    if that is not enough) with a :class:`DegenerateComponentWarning`; results
+    stay finite.
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
+                 warm_start=False, temperature=1.0, annealing=None, device=None, dtype=torch.float64, chunk_size=None,
+                 verbose=0, verbose_interval=10, progress_bar=False):
+        self._store_hyperparameters(locals())
+
+    # ------------------------------------------------------------ checks
+    def _check_parameters(self, X):
+        super()._check_parameters(X)
+        k, d, dev, kind = self._k, self._d, X.device, self._kind
+        self._w_init = self._m_init = self._p_init = None
+        if self.weights_init is not None:
+            w = as_param(self.weights_init, "weights_init", dev)
+            check_shape(w, (k,), "weights_init")
+            if bool((w < 0).any()) or bool((w > 1).any()):
+                lo, hi = float(w.min()), float(w.max())
+                raise ValueError(f"weights_init must lie in [0, 1], got min {lo:.5g}, max {hi:.5g}")
+            if abs(float(w.sum()) - 1.0) > 1e-8:
+                raise ValueError(f"weights_init must sum to 1, got {float(w.sum()):.10g}")
+            self._w_init = w
+        if self.means_init is not None:
+            m = as_param(self.means_init, "means_init", dev)
+            check_shape(m, (k, d), "means_init")
+            self._m_init = m
+        if self.precisions_init is not None:
+            p = as_param(self.precisions_init, "precisions_init", dev)
+            shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[kind]
+            check_shape(p, shape, f"precisions_init ({kind!r})")
+            if kind in ("full", "tied"):
+                if not torch.allclose(p, p.mT, rtol=1e-5, atol=1e-8):
+                    raise ValueError(f"precisions_init ({kind!r}) must be symmetric")
+                _, info = torch.linalg.cholesky_ex(p)
+                if bool((info != 0).any()):
+                    raise ValueError(f"precisions_init ({kind!r}) must be positive definite")
+            elif bool((p <= 0).any()):
+                raise ValueError(f"precisions_init ({kind!r}) must be positive")
+            self._p_init = p
+
+    # ------------------------------------------------------------ data
+    def _prepare_data(self, X, fitting):
+        Z = super()._prepare_data(X, fitting)
+        if fitting and self._kind == "tied":  # total scatter of the centred data, constant over EM
+            self._scatter = self._gram(Z)
+        return Z
+
+    def _gram(self, Z):
+        d = self._d
+        acc = torch.zeros((d, d), dtype=_STAT, device=Z.device)
+        for sl in self._chunks(Z.shape[0]):
+            x = Z[sl, :d]
+            acc += (x.T @ x).to(_STAT)
+        return acc
+
+    # ------------------------------------------------------------ init
+    def _user_initialised(self):
+        return self._w_init is not None and self._m_init is not None and self._p_init is not None
+
+    def _initialize(self, Z, resp):
+        p = {}
+        if resp is not None:
+            p = self._params_from_stats(self._suff_stats(Z, resp, is_log=False), weights_norm=Z.shape[0])
+        if self._w_init is not None:
+            p["weights"] = self._w_init.clone()
+        if self._m_init is not None:
+            p["means"] = self._m_init - self._shift
+        if self._p_init is not None:
+            p.update(self._from_precisions(self._p_init))
+        self._params = p
+        self._refresh()
+
+    def _from_precisions(self, prec):
+        if self._kind in ("full", "tied"):
+            U = kernels.precision_cholesky_from_precision(prec)
+            eye = torch.eye(self._d, dtype=_STAT, device=prec.device)
+            V = torch.linalg.solve_triangular(U, eye.expand_as(U), upper=True)  # U^-1
+            cov = V.mT @ V
+        else:
+            U, cov = prec.sqrt(), 1.0 / prec
+        collapsed = torch.zeros(self._k, dtype=torch.bool, device=prec.device)
+        return {"covariances": cov, "prec_chol": U, "collapsed": collapsed, "jitter": False}
+
+    # ------------------------------------------------------------ the M-step
+    def _params_from_stats(self, stats, *, weights_norm=None):
+        kind, reg = self._kind, float(self.reg_covar)
+        tiny = 10 * torch.finfo(self._fit_dtype).eps  # as scikit-learn: no 0/0 for empty components
+        nk, means, cov, raw = kernels.estimate_gaussian_parameters(
+            stats, kind, reg, tiny, scatter=self._scatter if kind == "tied" else None)
+        out = {
+            "weights": nk / (weights_norm if weights_norm is not None else nk.sum()),
+            "means": means,
+            # the data's own variance is no larger than the regulariser (or rounding noise)
+            "collapsed": raw <= max(reg, self._var_floor),
+        }
+        out["covariances"], out["prec_chol"], out["jitter"] = kernels.compute_precision_cholesky(cov, kind, reg)
+        return out
+
+    def _update(self, stats, log_norm_sum, n_samples):
+        self._params = self._params_from_stats(stats)
+        self._refresh()
+        return float(log_norm_sum) / n_samples
+
+    def _score_constants(self):
+        p = self._params
+        return kernels.log_gaussian_const(p["prec_chol"], self._kind, self._d) + torch.log(p["weights"])
+
+    def _estimate_log_weights(self):
+        return torch.log(self._params["weights"])
+
+    def _mixture_weights(self):
+        return self._params["weights"]
+
+    def _compute_lower_bound(self, log_resp, log_prob_norm):
+        return log_prob_norm
+
+    # ------------------------------------------------------------ model selection
+    def _n_parameters(self):
+        k, d = self.means_.shape
+        cov = {"full": k * d * (d + 1) / 2, "diag": k * d, "tied": d * (d + 1) / 2, "spherical": k}[self._kind]
+        return int(cov + k * d + k - 1)
+
+    def bic(self, X):
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        n = as_data_tensor(X, name="X").shape[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on ``X`` (lower is better)."""
+        n = as_data_tensor(X, name="X").shape[0]
+        return -2.0 * self.score(X) * n + 2 * self._n_parameters()
