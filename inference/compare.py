@@ -133,7 +133,8 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _flat(samples: torch.Tensor) -> torch.Tensor:
-    return samples.flatten(0, 1).flatten(1)
+    """(chain, draw, *site_shape) -> (chain * draw, elements); a scalar site has one element."""
+    return samples.reshape(samples.shape[0] * samples.shape[1], -1)
 
 
 def _site_distances(draws, ref_draws, ref_mean, ref_sd, max_draws, generator) -> dict:

@@ -242,21 +242,60 @@ def test_an_unenumerated_discrete_site_gets_the_zoo_error():
 
 
 # --- a hidden Markov model -----------------------------------------------------------------------
-def test_hmm_with_pyro_markov_matches_the_forward_algorithm():
-    y = _hmm_data()
-    kw = dict(num_samples=400, num_warmup=300, num_chains=1, progress_bar=False, seed=0)
-    enum = inference.fit(hmm, y, method="nuts", **kw)
-    ref = inference.fit(hmm_marginal, y, method="nuts", **kw)
-    for name in ("trans", "locs", "scale"):
-        err = ((enum.posterior_mean()[name] - ref.posterior_mean()[name]).abs() / ref.posterior_std()[name]).max()
-        assert err < 0.2, f"{name}: {err:.3f} posterior sds"
-    # the pointwise log-likelihood of a model without a data plate is the whole sequence's
-    ll = enum.pointwise_log_likelihood()
-    assert ll.shape == (1, 400, 1)
+def test_the_enumerated_hmm_is_the_forward_algorithm_at_any_parameters():
+    """log p(y, theta) of the pyro.markov model with the chain summed out by enumeration equals the
+    hand-written forward recursion, at random parameter values."""
+    from pyro.infer import TraceEnum_ELBO
+
+    y = _hmm_data(12)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        theta = {"trans": torch.distributions.Dirichlet(torch.ones(2, 2)).sample(),
+                 "locs": torch.randn(2, generator=g), "scale": torch.rand((), generator=g) + 0.3}
+        joint = [-TraceEnum_ELBO(max_plate_nesting=0).loss(pyro.poutine.condition(m, data=theta), lambda y: None, y)
+                 for m in (hmm, hmm_marginal)]
+        assert joint[0] == pytest.approx(joint[1], rel=1e-5)
+
+
+def _hmm_nuts(y, num_samples, num_warmup, num_chains, seed=0, reference_samples=None, reference_chains=None):
+    """NUTS on the enumerated model and on the hand-written marginal (cheaper per step, so it can afford more
+    draws), both started at a MAP fit of the marginal, with a tree depth of at most 6."""
+    start = inference.fit(hmm_marginal, y, method="map", num_steps=300, progress_bar=False, seed=seed)
+    kw = dict(num_warmup=num_warmup, nuts_init=start, max_tree_depth=6, jit_compile=False, progress_bar=False,
+              seed=seed)
+    enum = inference.fit(hmm, y, method="nuts", num_samples=num_samples, num_chains=num_chains, **kw)
+    ref = inference.fit(hmm_marginal, y, method="nuts", num_samples=reference_samples or num_samples,
+                        num_chains=reference_chains or num_chains, **kw)
+    errors = {name: ((enum.posterior_mean()[name] - ref.posterior_mean()[name]).abs()
+                     / ref.posterior_std()[name]).max().item() for name in ("trans", "locs", "scale")}
+    return enum, ref, errors
+
+
+def test_hmm_with_pyro_markov_fits_by_nuts_and_svi():
+    """NUTS with the chain enumerated against NUTS on the forward-algorithm marginal, on a short sequence and
+    short chains (a guard against gross errors; each step of the enumerated potential costs ~10 ms here).
+    The 0.2-sd comparison runs at full size in `make test-slow` (test_hmm_full_size)."""
+    y = _hmm_data(10)
+    enum, ref, errors = _hmm_nuts(y, num_samples=250, num_warmup=100, num_chains=1)
+    assert max(errors.values()) < 0.5, errors
+    ll = enum.pointwise_log_likelihood()  # a model without a data plate: one "datum", the whole sequence
+    assert ll.shape == (1, 250, 1) and torch.isfinite(ll).all()
+    z = enum.assignments(temperature=0, num_draws=2, site="x_3")
+    assert z.shape == (1, 2) and set(z.unique().tolist()) <= {0, 1}
     svi = inference.fit(hmm, y, method="svi", guide="normal", num_steps=400, lr=0.05, progress_bar=False, seed=0)
     assert np.mean(svi.losses[-20:]) < np.mean(svi.losses[:20])
     err = ((svi.posterior_mean()["locs"] - ref.posterior_mean()["locs"]).abs() / ref.posterior_std()["locs"]).max()
     assert err < 1.0
+
+
+@pytest.mark.slow
+def test_hmm_full_size():
+    """T = 20, two chains of 1000 draws each for both models: posterior means within 0.2 posterior sds."""
+    enum, ref, errors = _hmm_nuts(_hmm_data(20), num_samples=1000, num_warmup=500, num_chains=2)
+    print(f"\nHMM, T = 20, 2 x 1000 draws: largest error of a posterior mean in posterior sds "
+          f"{ {k: round(v, 3) for k, v in errors.items()} }; NUTS {enum.run_time:.0f} s (enumerated), "
+          f"{ref.run_time:.0f} s (marginal)")
+    assert max(errors.values()) < 0.2, errors
 
 
 # --- posteriordb: a model nobody here wrote ------------------------------------------------------
@@ -298,3 +337,20 @@ def test_posteriordb_guides_ranked_against_nuts_on_a_subsample():
     assert table.loc["mvn", "rank"] < table.loc["delta", "rank"]
     assert max(table.loc["mvn", f"mean_error[{s}]"] for s in ("mu", "sigma", "theta")) < 0.3
     assert np.isfinite(table.loc["mvn", "log_evidence"])
+
+
+@pytest.mark.slow
+def test_posteriordb_guides_at_full_size():
+    """All 1000 points: the mvn guide against the Stan reference, and compare's ranking against NUTS."""
+    y, ref = _posteriordb()
+    q = inference.fit(low_dim_gauss_mix, y, method="svi", guide="mvn", num_steps=5000, lr=0.05, lr_decay=0.9994,
+                      num_samples=4000, progress_bar=False)
+    errors = {name: abs(mean.item() - ref[name]["mean"]) / ref[name]["sd"] for name, (mean, _) in _summary(q).items()}
+    print(f"\nlow_dim_gauss_mix, mvn guide (5000 steps): mean errors in reference sds "
+          f"{ {k: round(v, 3) for k, v in errors.items()} }")
+    assert max(errors.values()) < 0.3, errors
+    cmp = inference.compare(low_dim_gauss_mix, y, guides=["delta", "normal", "mvn"], reference="nuts",
+                            num_steps=3000, lr=0.05, lr_decay=0.999, num_samples=1000, num_particles=500,
+                            progress_bar=False, reference_kwargs=dict(num_samples=500, num_warmup=300, num_chains=2))
+    print(cmp.table[["rank", "distance", "elbo", "log_evidence", "run_time"]].round(3).to_string())
+    assert cmp.table.loc["mvn", "rank"] < cmp.table.loc["delta", "rank"]
