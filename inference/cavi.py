@@ -90,6 +90,9 @@ def mean_field_elbo(model, guide, data, *, num_particles=1000, seed=0):
     Returns ``(estimate, standard_error)`` (floats; the error is that of the averaged terms).
     """
     model = as_model(model)
+    if not (provides(model, "component_log_prob") and provides(model, "log_prior")):
+        raise TypeError(f"the mean-field ELBO needs a mixture's component_log_prob and log_prior (the protocol's "
+                        f"hooks); {type(model).__name__} has not both")
     data = model.check_data(data)
     names = model.sites(data).latent_names
     pyro.set_rng_seed(seed)

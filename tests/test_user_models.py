@@ -354,3 +354,25 @@ def test_posteriordb_guides_at_full_size():
                             progress_bar=False, reference_kwargs=dict(num_samples=500, num_warmup=300, num_chains=2))
     print(cmp.table[["rank", "distance", "elbo", "log_evidence", "run_time"]].round(3).to_string())
     assert cmp.table.loc["mvn", "rank"] < cmp.table.loc["delta", "rank"]
+
+
+def test_views_of_a_users_model():
+    """The ArviZ views on a user's model with 1-D data: posterior predictive check, trace, LOO comparison."""
+    import matplotlib.pyplot as plt
+
+    from inference import views
+
+    g = torch.Generator().manual_seed(2)
+    x = 1.0 + torch.randn(30, generator=g)
+    fits = {f"seed {s}": inference.fit(normal_mean, x, method="svi", guide="normal", num_steps=300, num_samples=50,
+                                       progress_bar=False, seed=s) for s in (0, 1)}
+    r = fits["seed 0"]
+    for fig in (views.plot_ppc(r, num_pp_samples=20), views.plot_trace(r, var_names=["mu"])):
+        assert len(fig.axes) >= 1
+        plt.close(fig)
+    pp = r.posterior_predictive(num_draws=5)
+    assert pp["obs"].shape == (1, 5, 30)
+    table = views.loo_compare(fits)
+    assert set(table.index) == set(fits) and np.isfinite(table["elpd_loo"]).all()
+    with pytest.raises(ValueError, match="no feature axis"):
+        views.plot_ppc(r, feature=0)
