@@ -398,7 +398,7 @@ def push_away(ctx: TourContext) -> Section:
         m.reset_parameters(X, seed=ctx.seed)  # as inference.fit(method="coordinate") does
         r = m.coordinate_fit(X, num_steps=epochs, encode_iter=100 if ctx.quick else 200, progress_bar=False,
                              seed=ctx.seed)
-        z = m.encode(X, z0=r.samples["z"][0, 0], max_iter=200)
+        z = m.encode(X, z0=r.samples["z"], max_iter=200)  # coordinate_fit returns the codes (N, E)
         norms = z.norm(dim=-1)
         codes[label] = (_np(z), _np(m.B))
         ring_rows.append({"model": label, "E_data[max_z L2]": -r.losses[-1],
