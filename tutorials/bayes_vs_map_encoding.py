@@ -49,7 +49,7 @@ from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import inference
 import zoo
-from inference.plots import keep_figure
+from inference.views import keep_figure
 from zoo.mixture import GaussianMixture, KMeans
 from zoo.glgae import GLGAE
 

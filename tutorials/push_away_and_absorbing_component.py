@@ -49,7 +49,7 @@ import torch
 
 import inference
 import zoo
-from inference.plots import keep_figure
+from inference.views import keep_figure
 from zoo import objectives as obj
 from zoo.glgae import GLGAE
 

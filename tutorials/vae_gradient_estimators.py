@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 import zoo  # noqa: E402
 import inference  # noqa: E402
-from inference.plots import keep_figure  # noqa: E402
+from inference.views import keep_figure  # noqa: E402
 from inference import gradient_variance  # noqa: E402
 from zoo.vae import VAE  # noqa: E402
 

@@ -46,7 +46,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBGM  # noqa: E402
 
 import inference  # noqa: E402
 from inference.cavi import enumerated_elbo, fit_cavi, mean_field_elbo  # noqa: E402
-from inference.plots import keep_figure  # noqa: E402
+from inference.views import keep_figure  # noqa: E402
 from zoo.mixture import BayesianGaussianMixture, BayesianGMM  # noqa: E402
 
 SMOKE = os.environ.get("SMOKE") == "1"

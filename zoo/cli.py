@@ -88,7 +88,7 @@ def cmd_fit(args) -> int:
     import torch
 
     import inference
-    from inference.plots import plot_clusters, plot_losses, plot_trace, save_figure
+    from inference.views import plot_clusters, plot_losses, plot_trace, save_figure
     from inference.report import summary_table
 
     from .registry import create_model

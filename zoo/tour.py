@@ -82,7 +82,7 @@ class TourContext:
 
     def figure(self, fig, name: str, caption: str) -> Figure:
         """Save ``fig`` as ``out/name`` (PNG, atomically), close it, and return it for embedding."""
-        from inference.plots import save_figure
+        from inference.views import save_figure
 
         if not name.endswith(".png") or "/" in name or "\\" in name:
             raise ValueError(f"figure name must be a plain file name ending in .png, got {name!r}")
@@ -137,7 +137,7 @@ def faithful_gmm(ctx: TourContext) -> Section:
     import matplotlib.pyplot as plt
 
     import inference
-    from inference.plots import plot_clusters, plot_losses, plot_trace
+    from inference.views import plot_clusters, plot_losses, plot_trace
     from inference.report import summary_table
 
     from .datasets import load_faithful
@@ -175,7 +175,7 @@ def faithful_gmm(ctx: TourContext) -> Section:
                           "posterior-mean components drawn as 2-sd ellipses.")]
     figures.append(ctx.figure(plot_losses({k: v for k, v in fits.items() if v.losses}).figure, "loss.png",
                               "Loss traces of the best MAP and SVI restarts."))
-    figures.append(ctx.figure(plot_trace(fits["NUTS"]), "trace.png", "NUTS traces of the locations and weights "
+    figures.append(ctx.figure(plot_trace(fits["NUTS"], var_names=["locs", "weights"]), "trace.png", "NUTS traces of the locations and weights "
                               "(two chains, standardised units)."))
     prose = [
         "272 eruptions of Old Faithful (eruption minutes, waiting minutes), standardised for fitting and "
