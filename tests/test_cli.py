@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.cli import main
+from apps.cli import main
 
 
 def test_list(capsys):
