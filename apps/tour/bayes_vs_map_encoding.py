@@ -32,9 +32,10 @@ def posterior_moments(model: GLGAE, x, grid):
     grid = torch.as_tensor(grid, dtype=torch.float64)
     p = as_numpy(model.grid_posterior(x, grid))
     g = as_numpy(grid.reshape(len(grid), -1))
-    mean = p @ g
-    centred = g[None] - mean[:, None]  # (N, G, E)
-    cov = np.einsum("ng,nge,ngf->nef", p, centred, centred)
+    w = p[..., None]  # elementwise sums, not a matrix product: a symmetric posterior's mean is exactly 0
+    mean = (w * g).sum(1)
+    centred = g - mean[:, None]  # (N, G, E)
+    cov = ((w * centred)[..., :, None] * centred[..., None, :]).sum(1)
     return p, mean, cov
 
 
