@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.cli import main
+from apps.cli import main
 
 
 def test_list(capsys):
@@ -62,12 +62,12 @@ def test_fit_error_during_writing_leaves_existing_folder_untouched(tmp_path, mon
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("old")
-    import inference.plots
+    import inference.views
 
     def broken(*a, **k):
         raise ValueError("figure failed")
 
-    monkeypatch.setattr(inference.plots, "plot_clusters", broken)
+    monkeypatch.setattr(inference.views, "plot_clusters", broken)  # what `zoo fit` draws the clusters with
     code = main(["fit", "gmm", "--data", "faithful", "--steps", "5", "--restarts", "1", "--out", str(out),
                  "--no-progress"])
     assert code == 2

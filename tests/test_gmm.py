@@ -248,7 +248,7 @@ def test_old_parameter_names_still_work_with_a_future_warning():
 
 @pytest.mark.parametrize("covariance_type", ["tied_spherical", "diag", "full"])
 def test_cluster_plot_reads_the_covariances_from_the_site_names(covariance_type):
-    from inference.plots import _component_covariances
+    from inference.views import _component_covariances
 
     sites = {k: v[0] for k, v in _random_sites(covariance_type, (1,), seed=5).items()}
     got = _component_covariances(sites, 2)

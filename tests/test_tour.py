@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from zoo.tour import SECTIONS, Section, Table, run_tour, tour_section
+from apps.tour import SECTION_MODULES, SECTIONS, Section, Table, list_sections, run_tour, tour_section
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -188,6 +188,22 @@ def test_bayes_vs_map_table_against_quadrature(report):
 
 
 # --- the machinery: extension, failure, validation ------------------------------------------------
+def test_one_section_per_module_in_the_tour_order():
+    """Every module of ``apps/tour/`` but ``__init__`` registers exactly one section, under its own name, and
+    the tour runs them in the order of ``SECTION_MODULES``."""
+    from pathlib import Path
+
+    import apps.tour
+
+    modules = sorted(p.stem for p in Path(apps.tour.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert modules and sorted(SECTION_MODULES) == modules
+    owners = [SECTIONS[key].__module__ for key in list_sections()]
+    for name in modules:
+        assert owners.count(f"apps.tour.{name}") == 1, f"apps/tour/{name}.py must register exactly one section"
+    assert owners == [f"apps.tour.{name}" for name in SECTION_MODULES]
+    assert list_sections() == list(SECTION_MODULES)
+
+
 @pytest.fixture
 def extra_section():
     added = []

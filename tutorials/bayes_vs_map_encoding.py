@@ -26,7 +26,9 @@
 #    p(z | x) ∝ sum_k q(k | z) p(x | k).
 #
 # In both, the arg-max is the low-temperature limit of the posterior, and what it throws away is the
-# uncertainty near the boundaries between components.
+# uncertainty near the boundaries between components. The tour's sections `kmeans_vs_em` and
+# `bayes_vs_map_encoding` make the same comparisons with the same functions (`apps.tour.kmeans_vs_em`,
+# `apps.tour.bayes_vs_map_encoding`); this tutorial prints and plots them, and adds NUTS and a guide.
 #
 # Run it as a script (`python tutorials/bayes_vs_map_encoding.py`) or open it as a notebook with jupytext.
 # `SMOKE=1` shrinks every size (the test suite runs it that way); `TUTORIAL_OUT=DIR` saves the figures.
@@ -44,14 +46,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyro
 import torch
-from sklearn.metrics import adjusted_rand_score
-from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 import inference
-import zoo
-from inference.plots import keep_figure
-from zoo.mixture import GaussianMixture, KMeans
-from zoo.glgae import GLGAE
+from apps.tour.bayes_vs_map_encoding import code_grid, map_vs_posterior_1d, one_dim_glgae, posterior_moments, ring_glgae
+from apps.tour.kmeans_vs_em import (fits_at_temperatures, responsibility_entropy, temperature_sweep,
+                                    three_overlapping_gaussians)
+from inference.views import keep_figure
 
 SEED = 0
 SMOKE = os.environ.get("SMOKE") == "1"
@@ -77,15 +77,11 @@ def show(fig, name):
 
 # %%
 N = 300 if SMOKE else 1500
-rng = np.random.default_rng(SEED)
-true_weights = np.array([0.5, 0.25, 0.25])
-true_means = np.array([[0.0, 0.0], [4.0, 0.5], [2.5, 4.0]])
-true_covs = np.array([[[4.0, 0.0], [0.0, 4.0]], [[0.3, 0.0], [0.0, 0.3]], [[1.2, 0.9], [0.9, 1.2]]])
-truth = rng.choice(3, size=N, p=true_weights)
-X = true_means[truth] + np.einsum("nij,nj->ni", np.linalg.cholesky(true_covs)[truth], rng.standard_normal((N, 2)))
+X, truth, true_weights, true_means = three_overlapping_gaussians(N, SEED)
 
-em = GaussianMixture(3, covariance_type="full", n_init=3, max_iter=500, tol=1e-8, random_state=SEED).fit(X)
-sk = SkGaussianMixture(3, covariance_type="full", n_init=3, max_iter=500, tol=1e-8, random_state=SEED).fit(X)
+# k-means, EM at T = 0 (hard EM) and T = 1 (EM), scikit-learn's EM; the temperature is explained below
+fits = fits_at_temperatures(X, truth, [0.0, 1.0], seed=SEED)
+em, sk = fits.em[1.0], fits.sklearn
 print(f"EM log-likelihood per datum {em.score(X):.6f} (scikit-learn: {sk.score(X):.6f})")
 print("EM weights", np.sort(em.weights_), "true", np.sort(true_weights))
 
@@ -95,29 +91,13 @@ print("EM weights", np.sort(em.weights_), "true", np.sort(true_weights))
 # Raise the joint to the power 1/T before normalising: r_nk(T) ∝ (pi_k N(x_n | k))^(1/T). T = 1 is
 # Bayes' rule; as T → 0 the largest term wins and r(T) becomes one-hot at the arg-max, the MAP
 # assignment; as T grows the responsibilities flatten to uniform. For the EM fit above we sweep T and
-# measure the mean entropy of r(T) and how often its arg-max is the MAP label.
+# measure the mean entropy of r(T) and its largest distance to the one-hot MAP assignment.
 
 # %%
-log_joint = np.log(em.predict_proba(X)) + em.score_samples(X)[:, None]  # log pi_k + log N(x_n | k), (N, K)
 map_labels = em.predict(X)
-
-
-def tempered(log_joint, T):
-    logits = log_joint / T
-    r = np.exp(logits - logits.max(1, keepdims=True))
-    return r / r.sum(1, keepdims=True)
-
-
-def entropy(r):
-    return -(r * np.log(np.clip(r, 1e-300, 1))).sum(1)
-
-
 temperatures = np.array([0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0])
-print("   T   mean entropy   max |r(T) - onehot(MAP)|")
-for T in temperatures:
-    r = tempered(log_joint, T)
-    gap = np.abs(r - np.eye(3)[map_labels]).max()
-    print(f"{T:5.2f}   {entropy(r).mean():.4f}         {gap:.2e}")
+sweep = temperature_sweep(em, X, temperatures)
+print(sweep.to_string(float_format="{:.4g}".format))
 
 # %% [markdown]
 # The entropy rises monotonically with T, from 0 (hard) towards log 3 = 1.0986 (uniform). At small T the
@@ -131,21 +111,12 @@ for T in temperatures:
 # The temperature also changes the *fit*. Hard EM (T = 0) assigns each point wholly to one component
 # before every M-step; k-means is hard EM with equal weights and one fixed spherical variance. Both
 # forget how much the components overlap, so the broad component loses the points in its tails to its
-# compact neighbours.
+# compact neighbours. The table: log-likelihood per datum (untempered), adjusted Rand index against the
+# true components, mean entropy of the responsibilities, the fraction of points whose exact posterior
+# under the fitted parameters has no component above 0.9, and the sorted weights.
 
 # %%
-fits = {
-    "k-means": KMeans(3, n_init=5, random_state=SEED).fit(X),
-    "hard EM (T=0)": GaussianMixture(3, covariance_type="full", temperature=0.0, n_init=3, max_iter=500,
-                                     random_state=SEED).fit(X),
-    "EM (T=1)": em,
-}
-print(f"{'fit':24s} {'loglik/datum':>12s} {'ARI':>6s}  weights")
-for name, f in fits.items():
-    labels = f.labels_ if name == "k-means" else f.predict(X)
-    ll = f.score(X) if name != "k-means" else float("nan")
-    w = np.bincount(labels, minlength=3) / N if name == "k-means" else f.weights_
-    print(f"{name:24s} {ll:12.4f} {adjusted_rand_score(truth, labels):6.3f}  {np.sort(w)}")
+print(fits.table.to_string(float_format="{:.4f}".format))
 
 # %% [markdown]
 # ### What the hard assignment hides
@@ -158,7 +129,7 @@ for name, f in fits.items():
 # %%
 resp = em.predict_proba(X)
 confidence = resp.max(1)
-labels = {name: (f.labels_ if name == "k-means" else f.predict(X)) for name, f in fits.items()}
+labels = {"k-means": fits.kmeans.labels_, "hard EM": fits.em[0.0].predict(X), "EM": map_labels}
 # align labels to EM's components by the best permutation before comparing
 from itertools import permutations
 
@@ -177,11 +148,11 @@ print(f"mean confidence of points whose label differs between fits: {confidence[
 
 colors = np.array([[0.85, 0.2, 0.2], [0.2, 0.45, 0.85], [0.2, 0.7, 0.3]])
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-axes[0].scatter(X[:, 0], X[:, 1], c=colors[align(fits["k-means"].labels_, map_labels)], s=6)
+axes[0].scatter(X[:, 0], X[:, 1], c=colors[align(fits.kmeans.labels_, map_labels)], s=6)
 axes[0].set_title("k-means (hard)")
 axes[1].scatter(X[:, 0], X[:, 1], c=np.clip(resp @ colors, 0, 1), s=6)
 axes[1].set_title("EM: colour mixes p(k | x)")
-sc = axes[2].scatter(X[:, 0], X[:, 1], c=entropy(resp), s=6, cmap="magma_r")
+sc = axes[2].scatter(X[:, 0], X[:, 1], c=responsibility_entropy(resp), s=6, cmap="magma_r")
 axes[2].scatter(*X[flips].T, s=30, facecolors="none", edgecolors="k", lw=0.6, label="label differs between fits")
 fig.colorbar(sc, ax=axes[2], label="entropy of p(k | x)")
 axes[2].legend(fontsize=7, loc="lower left")
@@ -191,7 +162,7 @@ for ax in axes:
 show(fig, "gmm_hard_vs_soft.png")
 
 fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.plot(temperatures, [entropy(tempered(log_joint, T)).mean() for T in temperatures], "o-")
+ax.plot(temperatures, sweep["mean_entropy"].to_numpy(), "o-")
 ax.axhline(np.log(3), ls="--", color="0.6")
 ax.set_xscale("log")
 ax.set_xlabel("temperature T")
@@ -212,27 +183,16 @@ show(fig, "gmm_temperature_sweep.png")
 # on a fine grid; NUTS and a Gaussian variational guide are then checked against it.
 
 # %%
-glgae = GLGAE(2, 1, 1, absorbing="constant", b=1.0)
-with torch.no_grad():
-    glgae.A.data = torch.tensor([[-1.5], [1.5]], dtype=torch.float64)
-    glgae.B.data = torch.tensor([[-2.0], [2.0]], dtype=torch.float64)
-glgae = glgae.frozen()  # A, B and b stay fixed: only the codes are inferred
+glgae = one_dim_glgae().frozen()  # A, B and b stay fixed: only the codes are inferred
 
 xs = torch.linspace(-2.5, 2.5, 51 if SMOKE else 401, dtype=torch.float64)[:, None]
 grid = torch.linspace(-8, 8, 1601 if SMOKE else 8001, dtype=torch.float64)
-dz = float(grid[1] - grid[0])
-with torch.no_grad():
-    log_post = glgae.L2(grid[None, :, None], xs[:, None, :])  # (n_x, n_grid), flat prior
-    post = torch.softmax(log_post, -1).numpy() / dz  # densities on the grid
+# the posterior on the grid (flat prior) against the MAP code, batched L-BFGS from the nearest anchor
+table, post = map_vs_posterior_1d(glgae, xs, grid)  # post: densities on the grid, (n_x, n_grid)
 g = grid.numpy()
-post_mean = (post * g).sum(1) * dz
-post_sd = np.sqrt((post * g**2).sum(1) * dz - post_mean**2)
-z_map = glgae.encode(xs)[:, 0].numpy()  # batched L-BFGS from the anchor of the nearest prototype
-
-for xv in [-1.5, -0.5, 0.0, 0.5, 1.5]:
-    i = int(np.argmin(np.abs(xs[:, 0].numpy() - xv)))
-    print(f"x = {xs[i, 0]:+.2f}: MAP z {z_map[i]:+.4f}   posterior mean {post_mean[i]:+.4f}  sd {post_sd[i]:.4f}  "
-          f"P(z > 0 | x) {post[i][g > 0].sum() * dz:.4f}")
+z_map, post_mean, post_sd = (table[c].to_numpy() for c in ("MAP z", "posterior mean", "posterior sd"))
+rows = [int(np.argmin(np.abs(xs[:, 0].numpy() - xv))) for xv in [-1.5, -0.5, 0.0, 0.5, 1.5]]
+print(table.iloc[rows].rename(index="{:+.2f}".format).to_string(float_format="{:.4f}".format))
 
 # %% [markdown]
 # Far from the boundary (x = ±1.5) the posterior is one bump and MAP sits at its mode. At x = 0 both
@@ -264,11 +224,9 @@ show(fig, "glgae_map_vs_posterior_1d.png")
 
 # %%
 x3 = torch.tensor([[-1.5], [0.0], [0.4]], dtype=torch.float64)
-with torch.no_grad():
-    lp3 = glgae.L2(grid[None, :, None], x3[:, None, :])
-    p3 = torch.softmax(lp3, -1).numpy() / dz
-exact_mean = (p3 * g).sum(1) * dz
-exact_sd = np.sqrt((p3 * g**2).sum(1) * dz - exact_mean**2)
+exact, p3 = map_vs_posterior_1d(glgae, x3, grid)
+exact_mean, exact_sd = exact["posterior mean"].to_numpy(), exact["posterior sd"].to_numpy()
+dz = float(grid[1] - grid[0])
 draws, warmup, depth = (60, 60, 5) if SMOKE else (2000, 1000, 10)
 nuts = inference.fit(glgae, x3, method="nuts", num_samples=draws, num_warmup=warmup, num_chains=2,
                      max_tree_depth=depth,
@@ -319,27 +277,18 @@ show(fig, "glgae_nuts_guide_vs_exact.png")
 # moves its mass across continuously; its spread, sqrt(trace Cov[z | x]), peaks at the boundary.
 
 # %%
-ring = zoo.load_dataset("ring", n_samples=240, random_state=SEED)
-R = torch.tensor(ring.data)
-ring_model = zoo.create_model("glgae", K=8, D=2, E=2, b=1.0)
-fit = inference.fit(ring_model, R, method="coordinate", num_steps=12, progress_bar=False, seed=SEED)
+ring, ring_model, fit = ring_glgae(SEED)  # 240 points, 12 epochs; frozen after training
 print("E_data[max_z L2] per epoch:", np.round(-np.array(fit.losses), 4))
-ring_model = ring_model.frozen()
 B = ring_model.B.detach().numpy()
-lim = float(np.abs(B).max() + 3)
 n_grid = 101 if SMOKE else 301
-axis = torch.linspace(-lim, lim, n_grid, dtype=torch.float64)
-Z = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
+Z, lim = code_grid(ring_model, n_grid)  # the anchors plus 3 on every side
 
 c0, c1 = ring.truth["locs"][0], ring.truth["locs"][1]
 path = np.linspace(0, 1, 7 if SMOKE else 21)
 spread, jumps, panels = [], [], []
 for t in path:
     x = torch.tensor((1 - t) * c0 + t * c1, dtype=torch.float64)[None]
-    with torch.no_grad():
-        w = torch.softmax(ring_model.L2(Z, x.expand(len(Z), 2)), 0).numpy()
-    mean = w @ Z.numpy()
-    cov = (Z.numpy() - mean).T @ ((Z.numpy() - mean) * w[:, None])
+    (w,), (mean,), (cov,) = posterior_moments(ring_model, x, Z)
     spread.append(np.sqrt(np.trace(cov)))
     jumps.append(ring_model.encode(x)[0].numpy())
     if t in (path[0], path[len(path) // 2], path[-1]):

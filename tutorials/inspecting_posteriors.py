@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 import inference  # noqa: E402
-from inference.plots import keep_figure  # noqa: E402
+from inference.views import keep_figure  # noqa: E402
 import zoo  # noqa: E402
 from inference import views  # noqa: E402
 

@@ -28,6 +28,9 @@
 # 5. the notes' fixed-point update for the code is not the stationarity condition of the objective;
 # 6. training a GLGAE on data, with and without the absorbing component.
 #
+# The tour's section `push_away` measures 1, 2, 3 and 6 with the same functions
+# (`apps.tour.push_away`); this tutorial prints and plots them, and adds 4 and 5.
+#
 # Run it as a script or open it as a notebook with jupytext; `SMOKE=1` shrinks every size and
 # `TUTORIAL_OUT=DIR` saves the figures.
 
@@ -43,13 +46,14 @@ if os.environ.get("TUTORIAL_OUT"):
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pyro
 import pyro.poutine as poutine
 import torch
 
-import inference
 import zoo
-from inference.plots import keep_figure
+from apps.tour.push_away import VARIANTS, push_away_table, push_model, ring_summary, train_on_ring, worked_example
+from inference.views import keep_figure
 from zoo import objectives as obj
 from zoo.glgae import GLGAE
 
@@ -65,15 +69,6 @@ f64 = dict(dtype=torch.float64)
 
 def show(fig, name):
     keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
-
-
-def glgae(A, B, **kw):
-    """A GLGAE with given prototypes A (K, D) and anchors B (K, E)."""
-    A, B = torch.as_tensor(A, **f64), torch.as_tensor(B, **f64)
-    m = GLGAE(A.shape[0], A.shape[1], B.shape[1], **kw)
-    with torch.no_grad():
-        m.A.data, m.B.data = A.clone(), B.clone()
-    return m
 
 
 # %% [markdown]
@@ -108,8 +103,7 @@ assert torch.all(u_softmax.diff() > 0)  # monotone: no finite maximiser
 # component probabilities it samples from are exactly those of the unpenalised model.
 
 # %%
-plain = glgae([[0.0], [2.0]], [[0.0], [-0.05]], absorbing="none")
-penalised = glgae([[0.0], [2.0]], [[0.0], [-0.05]], absorbing="none", logit_penalty=1.0)
+plain, penalised = push_model(), push_model(logit_penalty=1.0)  # prototypes A = (0, 2), anchors B = (0, -0.05)
 z = torch.linspace(-5, 5, 11, **f64)[:, None]
 trace = poutine.trace(poutine.condition(penalised.model, data={"z": z})).get_trace(torch.zeros(11, 1, **f64))
 probs_penalised = trace.nodes["k"]["fn"].probs
@@ -119,48 +113,18 @@ print("largest difference in q(k|z) with and without the penalty:",
 # %% [markdown]
 # Now watch the MAP code move. One datum x = 0 sits on prototype 1, whose anchor (0) is the outermost
 # in the +z direction; the other anchor is at -0.05, close, so the pull decays slowly. We run Adam on
-# L2(z, x) = log sum_k q(k | z) p(x | k) from z = 0, and L-BFGS with a line search.
+# L2(z, x) = log sum_k q(k | z) p(x | k) from z = 0 (for the penalised model, L2 from its penalised
+# logits), and L-BFGS with a line search, for the plain and the penalised softmax and for the absorbing
+# components of section 3.
 
 # %%
 x0 = torch.zeros(1, 1, **f64)
 steps = 400 if SMOKE else 8000
-
-
-def adam_path(L2, steps, lr=0.05):
-    z = torch.zeros(1, 1, **f64, requires_grad=True)
-    opt = torch.optim.Adam([z], lr=lr)
-    out = np.empty(steps)
-    for i in range(steps):
-        opt.zero_grad()
-        (-L2(z, x0).sum()).backward()
-        opt.step()
-        out[i] = z.item()
-    return out
-
-
-def penalised_L2(model, lam):
-    """L2 with -lam ||z||^2 on every logit, written out: the penalty cancels on normalising."""
-    def L2(z, x):
-        logits = -obj.sq_dist(z, model.B) - lam * z.pow(2).sum(-1, keepdim=True)
-        return torch.logsumexp(logits.log_softmax(-1) + obj.log_p_x_given_k(x, model.A), -1)
-    return L2
-
-
-variants = {
-    "softmax (b = 0)": plain,
-    "b = 0.5": glgae([[0.0], [2.0]], [[0.0], [-0.05]], b=0.5),
-    "b = 3": glgae([[0.0], [2.0]], [[0.0], [-0.05]], b=3.0),
-    "exp(||z||^2)": glgae([[0.0], [2.0]], [[0.0], [-0.05]], absorbing="exp_norm"),
-}
-paths = {name: adam_path(m.L2, steps) for name, m in variants.items()}
-paths["softmax + penalty"] = adam_path(penalised_L2(plain, 1.0), steps)
+table, paths = push_away_table(steps, checkpoints=(100, 400, 8000))  # paths: |z| after every Adam step
+print(table.to_string(float_format="{:.4g}".format))
 print("largest gap between the penalised and plain Adam paths:",
-      np.abs(paths["softmax + penalty"] - paths["softmax (b = 0)"]).max())
-for name, m in variants.items():
-    z, info = m.encode(x0, z0=torch.zeros(1, 1, **f64), max_iter=2000, tol=1e-10, return_trace=True)
-    marks = ", ".join(f"{paths[name][s - 1]:.3f}" for s in (100, 400, 8000) if s <= steps)
-    print(f"{name:16s} Adam z after 100/400/8000 steps: {marks};  L-BFGS z = {z.item():.4f}, "
-          f"|dL2/dz| = {info['grad_norm'].item():.1e}, L2 = {m.L2(z, x0).item():.4f}")
+      np.abs(paths["b = 0, penalty -||z||^2 on every logit"] - paths["no absorbing (b = 0)"]).max())
+variants = {name: push_model(**kw) for name, kw in VARIANTS.items() if "logit_penalty" not in kw}
 
 # %% [markdown]
 # Without an absorbing component the code keeps growing under Adam, ever more slowly, and
@@ -170,7 +134,7 @@ for name, m in variants.items():
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
 for name, p in paths.items():
-    axes[0].plot(np.arange(1, steps + 1), np.abs(p), label=name, ls="--" if "penalty" in name else "-")
+    axes[0].plot(np.arange(1, steps + 1), p, label=name, ls="--" if "penalty" in name else "-")
 axes[0].set_xscale("log")
 axes[0].set_yscale("log")
 axes[0].set_xlabel("Adam step")
@@ -200,24 +164,12 @@ show(fig, "push_away.png")
 # 2 v exp(2v^2 + 2v + 1) = 1; the notes report v* = 0.13529 and u_1(v*) = 0.4314.
 
 # %%
-vv = torch.tensor([[0.5]], **f64, requires_grad=True)
-opt = torch.optim.LBFGS([vv], max_iter=200, line_search_fn="strong_wolfe", tolerance_grad=1e-14)
-
-
-def closure():
-    opt.zero_grad()
-    loss = -obj.log_q_given_z(vv, w, "exp_norm")[..., 0].sum()
-    loss.backward()
-    return loss
-
-
-opt.step(closure)
+print(worked_example().to_string(float_format="{:.6f}".format))  # L-BFGS on log u_1 from v = 0.5
 lo, hi = 0.0, 1.0  # bisection on the stationarity condition, independently of the optimiser
 for _ in range(80):
     mid = (lo + hi) / 2
     lo, hi = (mid, hi) if 2 * mid * math.exp(2 * mid**2 + 2 * mid + 1) < 1 else (lo, mid)
-u1 = obj.log_q_given_z(vv.detach(), w, "exp_norm")[0, 0].exp().item()
-print(f"argmax by L-BFGS {vv.item():.6f}, by bisection {lo:.6f} (notes 0.13529); u_1 = {u1:.5f} (notes 0.4314)")
+print(f"argmax by bisection {lo:.6f}")
 
 # %% [markdown]
 # ## 4. The posterior over z: improper without, proper with
@@ -228,18 +180,15 @@ print(f"argmax by L-BFGS {vv.item():.6f}, by bisection {lo:.6f} (notes 0.13529);
 # converges. We integrate numerically over growing ranges.
 
 # %%
-print("   R    ∫ exp L2 over [-R, R]:  " + "   ".join(f"{n:>14s}" for n in variants))
 mass = {n: [] for n in variants}
 radii = [5, 10, 20, 40, 80] if SMOKE else [5, 10, 20, 40, 80, 160, 320]
 for R in radii:
     zz = torch.linspace(-R, R, 40 * R + 1, **f64)[:, None]
-    row = []
     for name, m in variants.items():
         with torch.no_grad():
-            val = torch.trapezoid(m.L2(zz, x0.expand(len(zz), 1)).exp(), zz[:, 0]).item()
-        mass[name].append(val)
-        row.append(val)
-    print(f"{R:5d}   " + "   ".join(f"{v:14.6f}" for v in row))
+            mass[name].append(torch.trapezoid(m.L2(zz, x0.expand(len(zz), 1)).exp(), zz[:, 0]).item())
+print("∫ exp L2 over [-R, R]:")
+print(pd.DataFrame(mass, index=pd.Index(radii, name="R")).to_string(float_format="{:.6f}".format))
 
 fig, ax = plt.subplots(figsize=(5.5, 3.8))
 for name, vals in mass.items():
@@ -277,7 +226,7 @@ gains = []
 for i in range(n_configs):
     K, D, E = 2 + i % 4, 1 + i % 3, 1 + i % 2
     b = [0.1, 1.0, 5.0][i % 3]
-    m = glgae(torch.randn(K, D, generator=g, **f64), 1.5 * torch.randn(K, E, generator=g, **f64), b=b)
+    m = GLGAE.from_parameters(torch.randn(K, D, generator=g, **f64), 1.5 * torch.randn(K, E, generator=g, **f64), b=b)
     x = torch.randn(1, D, generator=g, **f64)
     z, info = m.encode(x, method="fixed_point", max_iter=300, tol=1e-13, return_trace=True)
     fell += bool((info["L2"].diff() < -1e-12).any())
@@ -301,16 +250,13 @@ X = torch.tensor(ring.data)
 epochs = 3 if SMOKE else 20
 trained = {}
 for name, kw in {"b = 0": dict(absorbing="none", b=0.0), "b = 1": dict(absorbing="constant", b=1.0)}.items():
-    model = zoo.create_model("glgae", K=8, D=2, E=2, **kw)
-    fit = inference.fit(model, X, method="coordinate", num_steps=epochs, progress_bar=False, seed=SEED)
-    objective = -np.array(fit.losses)
-    codes = model.encode(X, z0=fit.samples["z"][0, 0])
+    model, codes, objective = train_on_ring(X, epochs=epochs, seed=SEED, **kw)  # and the MAP codes of X
     trained[name] = (model, codes)
-    norms = codes.norm(dim=-1)
+    row = ring_summary(model, codes, objective)
     dist = np.linalg.norm(ring.truth["locs"][:, None] - model.A.detach().numpy()[None], axis=-1).min(1)
     print(f"{name}: E_data[max L2] {objective[0]:.4f} -> {objective[-1]:.4f} "
-          f"(never falls: {bool(np.all(np.diff(objective) >= -1e-6))}); median |z| {norms.median():.2f}, "
-          f"max |z| {norms.max():.2f}, max |B_k| {model.B.norm(dim=-1).max():.2f}; "
+          f"(never falls: {bool(np.all(np.diff(objective) >= -1e-6))}); median |z| {row['median |z|']:.2f}, "
+          f"max |z| {row['max |z|']:.2f}, max |B_k| {row['max |B_k|']:.2f}; "
           f"farthest ring centre from a prototype {dist.max():.3f}")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 5))

@@ -18,7 +18,8 @@
 # the encoder's parameters through an expectation under q. `zoo.vae.VAE` swaps the estimator with one
 # string: `reparam` (SGVB A), `analytic_kl` (SGVB B: closed-form KL), `score_function` (REINFORCE with
 # a baseline) and `iwae` (the k-sample importance-weighted bound). We compare their gradient variance
-# at fixed parameters, then what each reaches on binarised digits.
+# at fixed parameters, then what each reaches on binarised digits. The tour's section `vae_estimators`
+# computes the same two tables (at its own sizes) with the same functions, `apps.tour.vae_estimators`.
 #
 # `SMOKE=1` shrinks every size (the test suite runs it that way); `TUTORIAL_OUT=DIR` saves the figures.
 
@@ -36,9 +37,8 @@ import pyro  # noqa: E402
 import torch  # noqa: E402
 
 import zoo  # noqa: E402
-import inference  # noqa: E402
-from inference.plots import keep_figure  # noqa: E402
-from inference import gradient_variance  # noqa: E402
+from apps.tour.vae_estimators import bounds_per_estimator, gradient_variance_table  # noqa: E402
+from inference.views import keep_figure  # noqa: E402
 from zoo.vae import VAE  # noqa: E402
 
 SEED = 0
@@ -64,17 +64,12 @@ print(f"train {tuple(xtr.shape)}, test {tuple(xte.shape)}")
 # ## Gradient variance at fixed parameters and batch
 #
 # Each row: `DRAWS` independent gradients of the same loss on the same batch of 64 images, with the
-# parameters held fixed; the variance per coordinate of the encoder's gradient, averaged.
+# parameters held fixed; the variance per coordinate of the encoder's gradient, averaged. The row
+# "score_function, no baseline" is plain REINFORCE: the same estimator without its control variate.
 
 # %%
 model = VAE(64, LATENT, (HIDDEN,))
-table = gradient_variance(model, xtr[:64], ("reparam", "analytic_kl", "score_function", "iwae"),
-                          num_draws=DRAWS, burn_in=3 if SMOKE else 20)
-model.baseline = "none"  # plain REINFORCE: the same estimator without its control variate
-bare = gradient_variance(model, xtr[:64], ("score_function",), num_draws=DRAWS, burn_in=0)
-table = pd.concat([table, bare.rename(index={"score_function": "score_function, no baseline"})])
-model.baseline = "average"
-table["relative_to_reparam"] = table["mean_variance"] / table.loc["reparam", "mean_variance"]
+table = gradient_variance_table(model, xtr[:64], num_draws=DRAWS, burn_in=3 if SMOKE else 20, seed=SEED)
 print(table.round(4).to_string())
 
 # %%
@@ -98,14 +93,8 @@ show(fig, "vae_gradient_variance")
 # K-sample importance-sampled log-likelihood (nats per test image).
 
 # %%
-rows = []
-for est in ("reparam", "analytic_kl", "score_function", "iwae"):
-    m = VAE(64, LATENT, (HIDDEN,), estimator=est, num_particles=5 if est == "iwae" else 1)
-    inference.fit(m, xtr, guide="custom", num_steps=STEPS, lr=3e-3, batch_size=128, progress_bar=False, seed=SEED)
-    rows.append({"estimator": est, "test_elbo": m.elbo(xte, num_samples=20).mean().item(),
-                 "iwae_5": m.iwae_bound(xte, 5).mean().item(),
-                 f"loglik_{K}": m.log_likelihood(xte, K).mean().item()})
-print(pd.DataFrame(rows).set_index("estimator").round(3).to_string())
+bounds = bounds_per_estimator(xtr, xte, latent=LATENT, hidden=(HIDDEN,), steps=STEPS, k=K, seed=SEED)
+print(bounds.round(3).to_string())
 
 # %% [markdown]
 # Each row reads ELBO <= IWAE_5 <= log-likelihood estimate (each up to Monte Carlo error). The

@@ -29,7 +29,7 @@ def _components_keyword(model_name: str) -> str:
     scikit-learn) or ``K`` (the other models)."""
     import inspect
 
-    from . import registry
+    from zoo import registry
 
     factory = registry._MODELS.get(model_name)
     if factory is not None and "n_components" in inspect.signature(factory).parameters:
@@ -47,7 +47,7 @@ def _is_number(text: str) -> bool:
 
 def load_data(name: str):
     """A registered data set name, or a path to a CSV file of numbers (a header row is skipped)."""
-    from . import datasets
+    from zoo import datasets
 
     path = Path(name)
     if path.suffix == ".csv" or path.exists():
@@ -65,8 +65,7 @@ def load_data(name: str):
 def cmd_list(args) -> int:
     import guides
     import inference
-
-    from . import datasets, registry
+    from zoo import datasets, registry
 
     print("models:")
     for name in registry.list_models():
@@ -88,10 +87,10 @@ def cmd_fit(args) -> int:
     import torch
 
     import inference
-    from inference.plots import plot_clusters, plot_losses, plot_trace, save_figure
-    from inference.report import summary_table
+    from inference.views import plot_clusters, plot_losses, plot_trace, save_figure
+    from zoo.registry import create_model
 
-    from .registry import create_model
+    from .report import summary_table
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a folder")
