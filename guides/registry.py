@@ -3,7 +3,9 @@
 Every factory takes a model (a zoo model, or any Pyro model callable) and keyword options and
 returns a guide callable with the model's signature. ``init_values`` (a dict of latent site
 values, usually ``model.init_values(data)``) sets where a guide starts; without it a guide
-starts at the prior median (a feasible point for an improper site).
+starts at the prior median (a feasible point for an improper site). The autoguides also take
+Pyro's ``init_loc_fn`` (an init strategy, site -> value), which then decides every start, e.g.
+``fit(model_fn, data, guide_kwargs={"init_loc_fn": my_init})``.
 """
 from __future__ import annotations
 
@@ -87,7 +89,13 @@ def _model_fn(model):
     return hide_discrete(_full_model(model))
 
 
-def _init_fn(init_values):
+def _init_fn(init_values, init_loc_fn=None):
+    """Where an autoguide starts: ``init_loc_fn`` when given (a Pyro init strategy: site -> value), else
+    the values in ``init_values`` with the prior median for the other sites."""
+    if init_loc_fn is not None:
+        if not callable(init_loc_fn):
+            raise TypeError(f"init_loc_fn must be a Pyro init strategy (site -> value), got {type(init_loc_fn).__name__}")
+        return init_loc_fn
     if not init_values:
         return init_to_median
     return init_to_value(values={k: v.detach() for k, v in init_values.items() if isinstance(v, torch.Tensor)},
@@ -103,42 +111,42 @@ def _supports(name: str):
 
 
 @register_guide("delta", point_estimate=True, applies=_supports("delta"))
-def _delta(model, *, init_values=None):
+def _delta(model, *, init_values=None, init_loc_fn=None):
     """Point mass at the MAP estimate (AutoDelta)."""
-    return AutoDelta(_model_fn(model), init_loc_fn=_init_fn(init_values))
+    return AutoDelta(_model_fn(model), init_loc_fn=_init_fn(init_values, init_loc_fn))
 
 
 @register_guide("normal", applies=_supports("normal"))
-def _normal(model, *, init_values=None, init_scale=0.1):
+def _normal(model, *, init_values=None, init_loc_fn=None, init_scale=0.1):
     """Mean-field Normal in unconstrained space (AutoNormal)."""
-    return AutoNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
+    return AutoNormal(_model_fn(model), init_loc_fn=_init_fn(init_values, init_loc_fn), init_scale=init_scale)
 
 
 @register_guide("mvn", applies=_supports("mvn"))
-def _mvn(model, *, init_values=None, init_scale=0.1):
+def _mvn(model, *, init_values=None, init_loc_fn=None, init_scale=0.1):
     """Full-rank multivariate Normal (AutoMultivariateNormal)."""
-    return AutoMultivariateNormal(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale)
+    return AutoMultivariateNormal(_model_fn(model), init_loc_fn=_init_fn(init_values, init_loc_fn), init_scale=init_scale)
 
 
 @register_guide("lowrank", applies=_supports("lowrank"))
-def _lowrank(model, *, init_values=None, init_scale=0.1, rank=None):
+def _lowrank(model, *, init_values=None, init_loc_fn=None, init_scale=0.1, rank=None):
     """Low-rank plus diagonal multivariate Normal (AutoLowRankMultivariateNormal)."""
     return AutoLowRankMultivariateNormal(
-        _model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale, rank=rank
+        _model_fn(model), init_loc_fn=_init_fn(init_values, init_loc_fn), init_scale=init_scale, rank=rank
     )
 
 
 @register_guide("laplace", point_estimate=True, applies=_supports("laplace"))
-def _laplace(model, *, init_values=None, max_plate_nesting=None):
+def _laplace(model, *, init_values=None, init_loc_fn=None, max_plate_nesting=None):
     """MAP, then a Gaussian from the Hessian of the enumerated log joint."""
-    return AutoEnumLaplace(_model_fn(model), full_model=_full_model(model), init_loc_fn=_init_fn(init_values),
+    return AutoEnumLaplace(_model_fn(model), full_model=_full_model(model), init_loc_fn=_init_fn(init_values, init_loc_fn),
                            max_plate_nesting=max_plate_nesting)
 
 
 @register_guide("flow", applies=_supports("flow"))
-def _flow(model, *, init_values=None, init_scale=0.1, num_transforms=2, hidden_dims=None):
+def _flow(model, *, init_values=None, init_loc_fn=None, init_scale=0.1, num_transforms=2, hidden_dims=None):
     """Affine-autoregressive normalizing flow around a learned location (inverse autoregressive flow)."""
-    return AutoFlow(_model_fn(model), init_loc_fn=_init_fn(init_values), init_scale=init_scale,
+    return AutoFlow(_model_fn(model), init_loc_fn=_init_fn(init_values, init_loc_fn), init_scale=init_scale,
                     num_transforms=num_transforms, hidden_dims=hidden_dims)
 
 

@@ -190,11 +190,13 @@ class GLGAE(ZooModel):
 
     def L2(self, z, x, *, normalised: bool = False):
         """L2(z, x) = log sum_k q(k|z) p(x|k), shape (...). The notes' unnormalised p(x|k) unless
-        ``normalised`` (the Gaussian density with ``scale``)."""
+        ``normalised`` (the Gaussian density with ``scale``). The ``logit_penalty`` cancels in q(k|z) and is
+        left out here (the MAP code's objective); :meth:`log_q` and the Pyro model compute it."""
         scale = self.scale if normalised else None
         if not normalised and not math.isclose(self.scale, math.sqrt(0.5)):
             scale_term = -0.5 * obj.sq_dist(x, self.A) / self.scale**2
-            return torch.logsumexp(self.log_q(z) + scale_term, dim=-1)
+            log_q = obj.log_q_given_z(z, self.B, self.absorbing, self.b)
+            return torch.logsumexp(log_q + scale_term, dim=-1)
         return obj.L2(z, x, self.A, self.B, self.absorbing, self.b, scale)
 
     def log_norm_constant(self) -> float:
