@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from guides import guide_spec, make_guide
+from zoo.tracing import trace_model
 
 from .checkpoint import atomic_save, load_checkpoint
 from .elbo import elbo_for
@@ -244,6 +245,9 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
 def guide_samples(model, guide, data, num_samples) -> dict[str, torch.Tensor]:
     """Draws of every continuous latent site of ``model`` from ``guide``, each (1, num_samples, ...)."""
     names = model.sites(data).latent_names
+    # One pass through the model first, drawing from the global stream: a seed gives the draws
+    # it has always given.
+    trace_model(model.model, data, keep_rng=False)
     draws: dict[str, list] = {name: [] for name in names}
     for _ in range(num_samples):
         trace = pyro.poutine.trace(guide).get_trace(data)

@@ -21,6 +21,7 @@ Rules, stated once:
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -125,11 +126,13 @@ class ModelSites:
         return [o.name for o in self.observed]
 
 
-def trace_model(model, *args, **kwargs):
-    """One blocked trace of ``model`` that leaves the global random state as it was; improper
-    latent sites get a feasible value."""
+def trace_model(model, *args, keep_rng: bool = True, **kwargs):
+    """One blocked trace of ``model``; improper latent sites get a feasible value. With
+    ``keep_rng`` (the default) the global random state is left as it was; without it the trace
+    draws from the global stream as running the model would."""
     devices = [a.device for a in args if isinstance(a, torch.Tensor) and a.is_cuda][:1]
-    with torch.random.fork_rng(devices=devices), poutine.block():
+    rng = torch.random.fork_rng(devices=devices) if keep_rng else contextlib.nullcontext()
+    with rng, poutine.block():
         return poutine.trace(InitMessenger(_init_for_tracing)(model)).get_trace(*args, **kwargs)
 
 
