@@ -223,8 +223,9 @@ def test_invalid_parameters_are_rejected(kw, match):
 @pytest.mark.parametrize("X,match", [
     (np.array([[1.0, np.nan], [0.0, 1.0], [2.0, 2.0]]), "NaN"),
     (np.array([[1.0, np.inf], [0.0, 1.0], [2.0, 2.0]]), "infinity"),
-    (np.zeros((0, 2)), "empty"),
-    (np.zeros((2, 2, 2)), "2-D"),
+    (np.zeros((0, 2)), r"0 sample\(s\)"),
+    (np.zeros((2, 2, 2)), "Found array with dim 3"),
+    (np.zeros((1, 2)), r"1 sample\(s\) \(shape=\(1, 2\)\) while a minimum of 2"),
 ])
 def test_bad_data_is_rejected(X, match):
     with pytest.raises(ValueError, match=match):

@@ -296,30 +296,33 @@ def test_all_points_identical(cov_type, reg_covar):
 # ---------------------------------------------------------------- bad input
 def test_bad_input_raises_value_errors():
     X = _synthetic(n=50)
-    bad_X = {
-        "NaN": np.where(np.arange(150).reshape(50, 3) == 7, np.nan, X),
-        "infinity": np.where(np.arange(150).reshape(50, 3) == 7, np.inf, X),
-        "3-D": X.reshape(5, 10, 3),
-        "empty": np.empty((0, 3)),
+    bad_X = {  # scikit-learn's messages
+        "contains NaN": np.where(np.arange(150).reshape(50, 3) == 7, np.nan, X),
+        "contains infinity": np.where(np.arange(150).reshape(50, 3) == 7, np.inf, X),
+        "Found array with dim 3": X.reshape(5, 10, 3),
+        r"0 sample\(s\)": np.empty((0, 3)),
+        "Reshape your data": X[:, 0],
     }
     for word, data in bad_X.items():
         with pytest.raises(ValueError, match=word):
             GaussianMixture(2).fit(data)
-    with pytest.raises(ValueError, match="n_components"):
+        with pytest.raises(ValueError, match=word):
+            GaussianMixture(2).fit(torch.as_tensor(data))
+    with pytest.raises(ValueError, match="'n_components' parameter of GaussianMixture must be an int"):
         GaussianMixture(0).fit(X)
-    with pytest.raises(ValueError, match="n_components"):
+    with pytest.raises(ValueError, match="Expected n_samples >= n_components"):
         GaussianMixture(51).fit(X)
-    with pytest.raises(ValueError, match="covariance_type"):
+    with pytest.raises(ValueError, match="'covariance_type' parameter"):
         GaussianMixture(2, covariance_type="banded").fit(X)
-    with pytest.raises(ValueError, match="init_params"):
+    with pytest.raises(ValueError, match="'init_params' parameter"):
         GaussianMixture(2, init_params="magic").fit(X)
-    with pytest.raises(ValueError, match="reg_covar"):
+    with pytest.raises(ValueError, match="'reg_covar' parameter"):
         GaussianMixture(2, reg_covar=-1.0).fit(X)
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ValueError, match="'temperature' parameter"):
         GaussianMixture(2, temperature=-1.0).fit(X)
-    with pytest.raises(ValueError, match="dtype"):
+    with pytest.raises(ValueError, match="'dtype' parameter"):
         GaussianMixture(2, dtype=torch.int32).fit(X)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(NotFittedError, match="is not fitted yet"):
         GaussianMixture(2).predict(X)
     m = GaussianMixture(2, random_state=0).fit(X)
     with pytest.raises(ValueError, match="features"):
@@ -329,19 +332,19 @@ def test_bad_input_raises_value_errors():
 @pytest.mark.parametrize(
     "cov_type,param,value,match",
     [
-        ("full", "weights_init", np.ones(3) / 3, "weights_init should have shape"),
-        ("full", "weights_init", np.array([0.7, 0.7]), "weights_init"),
-        ("full", "weights_init", np.array([1.5, -0.5]), r"\[0, 1\]"),
-        ("full", "means_init", np.zeros((2, 2)), "means_init should have shape"),
-        ("full", "means_init", np.full((2, 3), np.nan), "means_init contains NaN"),
-        ("full", "precisions_init", np.stack([np.eye(3)] * 3), "precisions_init"),
-        ("full", "precisions_init", np.stack([-np.eye(3)] * 2), "positive definite"),
-        ("full", "precisions_init", np.stack([np.triu(np.ones((3, 3)))] * 2), "symmetric"),
-        ("tied", "precisions_init", np.eye(2), "precisions_init"),
-        ("diag", "precisions_init", np.ones((2, 2)), "precisions_init"),
-        ("diag", "precisions_init", -np.ones((2, 3)), "positive"),
-        ("spherical", "precisions_init", np.ones(3), "precisions_init"),
-        ("spherical", "precisions_init", np.array([1.0, 0.0]), "positive"),
+        ("full", "weights_init", np.ones(3) / 3, "The parameter 'weights' should have the shape of"),
+        ("full", "weights_init", np.array([0.7, 0.7]), r"'weights' should be normalized, but got sum\(weights\) = 1.4"),
+        ("full", "weights_init", np.array([1.5, -0.5]), r"'weights' should be in the range \[0, 1\]"),
+        ("full", "means_init", np.zeros((2, 2)), "The parameter 'means' should have the shape of"),
+        ("full", "means_init", np.full((2, 3), np.nan), "Input means_init contains NaN"),
+        ("full", "precisions_init", np.stack([np.eye(3)] * 3), "'full precision' should have the shape of"),
+        ("full", "precisions_init", np.stack([-np.eye(3)] * 2), "'full precision' should be symmetric, positive-definite"),
+        ("full", "precisions_init", np.stack([np.triu(np.ones((3, 3)))] * 2), "should be symmetric"),
+        ("tied", "precisions_init", np.eye(2), "'tied precision' should have the shape of"),
+        ("diag", "precisions_init", np.ones((2, 2)), "'diag precision' should have the shape of"),
+        ("diag", "precisions_init", -np.ones((2, 3)), "'diag precision' should be positive"),
+        ("spherical", "precisions_init", np.ones(3), "'spherical precision' should have the shape of"),
+        ("spherical", "precisions_init", np.array([1.0, 0.0]), "'spherical precision' should be positive"),
     ],
 )
 def test_bad_init_shapes(cov_type, param, value, match):

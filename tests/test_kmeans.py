@@ -109,7 +109,7 @@ def test_kmeans_bad_input():
         KMeans(200).fit(X)
     with pytest.raises(ValueError, match="n_clusters"):
         KMeans(0).fit(X)
-    with pytest.raises(ValueError, match="init should have shape"):
+    with pytest.raises(ValueError, match="should have the shape of"):
         KMeans(3, init=X[:2]).fit(X)
     with pytest.raises(ValueError, match="init"):
         KMeans(3, init="farthest").fit(X)

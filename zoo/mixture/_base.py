@@ -52,26 +52,80 @@ comparable, so convergence is only tested between iterations run at equal ``T``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import time
 import warnings
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .._checks import as_data_tensor, check_positive_int
+from .._checks import check_positive_int
 
 __all__ = [
-    "EMBase", "ConvergenceWarning", "temperature_schedule", "tempered_log_normalize",
-    "tempered_responsibilities", "exp_floor", "as_param", "check_shape", "check_reg_covar", "to_numpy",
-    "renamed_parameter",
+    "EMBase", "TorchEstimatorMixin", "ConvergenceWarning", "TemperatureSchedule", "temperature_schedule",
+    "tempered_log_normalize", "tempered_responsibilities", "exp_floor", "as_param", "param_is_float32", "check_shape",
+    "to_numpy",
+    "renamed_parameter", "TORCH_PARAMETER_CONSTRAINTS", "EM_PARAMETER_CONSTRAINTS", "resolve_dtype",
+    "validate_tensor",
 ]
 
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, np.float32: torch.float32,
+           np.float64: torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
 
-def temperature_schedule(temperature=1.0, annealing=None):
+#: The constraints (scikit-learn's ``_parameter_constraints`` entries) of the two parameters every
+#: torch-backed estimator takes: where it computes and in which precision.
+TORCH_PARAMETER_CONSTRAINTS: dict = {
+    "device": [None, str, torch.device],
+    "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64}),
+              Options(torch.dtype, {torch.float32, torch.float64})],
+}
+
+#: The constraints of the EM driver's own options (the estimators add theirs).
+EM_PARAMETER_CONSTRAINTS: dict = {
+    "tol": [Interval(Real, 0.0, None, closed="left")],
+    "max_iter": [Interval(Integral, 0, None, closed="left")],
+    "n_init": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+    "warm_start": ["boolean"],
+    "temperature": [Interval(Real, 0.0, None, closed="left")],
+    "annealing": [None, callable, tuple, list],
+    "chunk_size": [None, Interval(Integral, 1, None, closed="left")],
+    "verbose": ["verbose"],
+    "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    "progress_bar": ["boolean"],
+    **TORCH_PARAMETER_CONSTRAINTS,
+}
+
+
+def resolve_dtype(dtype) -> torch.dtype | None:
+    """The torch dtype a ``dtype`` parameter names (None: follow the input)."""
+    return None if dtype is None else _DTYPES[dtype]
+
+
+class TemperatureSchedule:
+    """``T(i)``, the temperature of (0-based) iteration ``i`` (built by :func:`temperature_schedule`;
+    a plain object, so that estimators holding one pickle)."""
+
+    def __init__(self, constant=None, callable_=None, geometric=None):
+        self.constant, self.callable_, self.geometric = constant, callable_, geometric
+
+    def __call__(self, i):
+        if self.callable_ is not None:
+            return _check_temperature(self.callable_(i), "annealing(i)")
+        if self.geometric is not None:
+            t0, ratio, steps, t1 = self.geometric
+            return t0 * ratio**i if i < steps - 1 else t1
+        return self.constant
+
+
+def temperature_schedule(temperature=1.0, annealing=None) -> TemperatureSchedule:
     """Return ``T(i)``, the temperature of (0-based) iteration ``i``.
 
     Parameters
@@ -86,10 +140,9 @@ def temperature_schedule(temperature=1.0, annealing=None):
         (deterministic annealing typically uses ``T0 > 1``, ``T_final = 1``).
     """
     if annealing is None:
-        t = _check_temperature(temperature, "temperature")
-        return lambda i: t
+        return TemperatureSchedule(constant=_check_temperature(temperature, "temperature"))
     if callable(annealing):
-        return lambda i: _check_temperature(annealing(i), "annealing(i)")
+        return TemperatureSchedule(callable_=annealing)
     if isinstance(annealing, (tuple, list)) and len(annealing) == 3:
         t0 = _check_temperature(annealing[0], "annealing T0")
         t1 = _check_temperature(annealing[1], "annealing T_final")
@@ -97,9 +150,8 @@ def temperature_schedule(temperature=1.0, annealing=None):
         if t0 == 0 or t1 == 0:
             raise ValueError("a geometric annealing schedule needs T0 > 0 and T_final > 0")
         if steps == 1:
-            return lambda i: t1
-        ratio = (t1 / t0) ** (1.0 / (steps - 1))
-        return lambda i: t0 * ratio**i if i < steps - 1 else t1
+            return TemperatureSchedule(constant=t1)
+        return TemperatureSchedule(geometric=(t0, (t1 / t0) ** (1.0 / (steps - 1)), steps, t1))
     raise ValueError(
         f"annealing must be None, a callable iteration -> temperature, or a tuple "
         f"(T0, T_final, n_steps); got {annealing!r}"
@@ -172,7 +224,118 @@ def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 
     return norm
 
 
-class EMBase:
+def _map_tensors(obj, fn):
+    """``obj`` with ``fn`` applied to every tensor inside dicts, lists, tuples and dataclasses."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(_map_tensors(v, fn) for v in obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        changes = {f.name: _map_tensors(getattr(obj, f.name), fn) for f in dataclasses.fields(obj) if f.init}
+        return dataclasses.replace(obj, **changes)
+    return obj
+
+
+class TorchEstimatorMixin:
+    """Pickling for estimators that hold torch tensors: the tensors are stored on the CPU with the
+    device they were fitted on, and come back on that device when it exists here (CUDA tensors
+    load on the CPU on a machine without CUDA). Also the input validation, with scikit-learn's
+    messages, and the fitted check."""
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        return _map_tensors(state, lambda t: t.detach().cpu())
+
+    def __setstate__(self, state):
+        device = state.get("_fit_device")
+        if device is not None:
+            device = _available(torch.device(device))
+            state = _map_tensors(state, lambda t: t.to(device))
+            state["_fit_device"] = device
+        super().__setstate__(state)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "n_iter_")
+
+    def _validate_data(self, X, *, reset, ensure_min_samples=1):
+        """``X`` as a validated ``(n_samples, n_features)`` tensor (scikit-learn's checks and
+        messages). When fitting (``reset``) the dtype follows the input (float32 stays float32,
+        float64 and every other type become float64) unless the ``dtype`` parameter names one,
+        and the device is the ``device`` parameter or the input's; afterwards both are the
+        fitted ones."""
+        if reset:
+            dtype, device = resolve_dtype(getattr(self, "dtype", None)), getattr(self, "device", None)
+            device = None if device is None else torch.device(device)
+        else:
+            check_is_fitted(self)
+            dtype, device = self._fit_dtype, self._fit_device
+        X = validate_tensor(self, X, reset=reset, dtype=dtype, device=device, ensure_min_samples=ensure_min_samples)
+        if reset:
+            self._fit_dtype, self._fit_device = X.dtype, X.device
+        return X
+
+
+def _available(device: torch.device) -> torch.device:
+    if device.type == "cuda" and (not torch.cuda.is_available()
+                                  or (device.index or 0) >= torch.cuda.device_count()):
+        return torch.device("cpu")
+    return device
+
+
+_RESHAPE = ("Reshape your data either using array.reshape(-1, 1) if your data has a single feature or "
+            "array.reshape(1, -1) if it contains a single sample.")
+
+
+def validate_tensor(estimator, X, *, reset: bool, dtype=None, device=None, ensure_min_samples=1) -> torch.Tensor:
+    """scikit-learn's ``validate_data`` for torch tensors and array-likes alike.
+
+    Array-likes (NumPy, lists, data frames, sparse matrices) go through scikit-learn's own
+    ``validate_data`` (so ``n_features_in_``, ``feature_names_in_`` and every message are its
+    own) and become tensors sharing their memory where possible. A torch tensor stays on its
+    device (or moves to ``device``) and gets the same checks with the same messages. ``dtype``
+    None keeps float32 and float64 and turns anything else into float64."""
+    name = type(estimator).__name__
+    if not isinstance(X, torch.Tensor):
+        np_dtype = [np.float64, np.float32] if dtype is None else \
+            (np.float32 if dtype == torch.float32 else np.float64)
+        arr = validate_data(estimator, X, reset=reset, dtype=np_dtype, ensure_min_samples=ensure_min_samples)
+        return torch.as_tensor(arr, device=device)
+    if X.is_complex():
+        raise ValueError(f"Complex data not supported\n{X}\n")
+    if X.dim() == 0:
+        raise ValueError(f"Expected 2D array, got scalar array instead:\narray={X}.\n{_RESHAPE}")
+    if X.dim() == 1:
+        raise ValueError(f"Expected 2D array, got 1D array instead:\narray={X}.\n{_RESHAPE}")
+    if X.dim() > 2:
+        raise ValueError(f"Found array with dim {X.dim()}, while dim <= 2 is required by {name}.")
+    if dtype is None:
+        dtype = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64
+    X = X.detach().to(dtype=dtype, device=device if device is not None else X.device)
+    n, d = X.shape
+    if n < ensure_min_samples:
+        raise ValueError(f"Found array with {n} sample(s) (shape={tuple(X.shape)}) while a minimum of "
+                         f"{ensure_min_samples} is required by {name}.")
+    if d < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is "
+                         f"required by {name}.")
+    if not bool(torch.isfinite(X).all()):
+        if bool(torch.isnan(X).any()):
+            raise ValueError(f"Input X contains NaN.\n{name} does not accept missing values encoded as NaN "
+                             "natively.")
+        raise ValueError(f"Input X contains infinity or a value too large for dtype('{str(dtype)[6:]}').")
+    if reset:
+        estimator.n_features_in_ = d
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    elif d != estimator.n_features_in_:
+        raise ValueError(f"X has {d} features, but {name} is expecting {estimator.n_features_in_} features "
+                         "as input.")
+    return X
+
+
+class EMBase(TorchEstimatorMixin):
     """Mixin with the EM outer loop; see the module docstring for the hooks.
 
     The concrete class stores its hyper-parameters in ``__init__`` (with
@@ -185,6 +348,8 @@ class EMBase:
     kept run), ``lower_bounds_`` (its per-iteration trace), ``temperature_`` (the
     temperature of the final E-step) and ``n_features_in_``.
     """
+
+    _min_fit_samples = 1  # fewer samples is scikit-learn's "Found array with 0 sample(s)" error
 
     def _store_hyperparameters(self, params):
         """All that ``__init__`` does (scikit-learn's rule): store every argument under its
@@ -251,40 +416,11 @@ class EMBase:
         return 4096
 
     # ------------------------------------------------------------ validation
-    def _validate_data(self, X, *, reset):
-        """Validated ``(n_samples, n_features)`` tensor on the model's device/dtype."""
-        if reset:
-            dtype = getattr(self, "dtype", torch.float64)
-            if dtype is not None and dtype not in (torch.float32, torch.float64):
-                raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-            device = getattr(self, "device", None)
-            X = as_data_tensor(X, dtype=dtype, device=None if device is None else torch.device(device), name="X")
-            if X.dtype not in (torch.float32, torch.float64):  # e.g. float16 input with dtype=None
-                X = X.to(torch.float64)
-            self.n_features_in_ = X.shape[1]
-            self._fit_dtype, self._fit_device = X.dtype, X.device
-            return X
-        self._check_is_fitted()
-        X = as_data_tensor(X, dtype=self._fit_dtype, device=self._fit_device, name="X")
-        if X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input"
-            )
-        return X
-
     def _check_is_fitted(self):
-        if not hasattr(self, "n_iter_"):
-            raise _not_fitted(self)
+        check_is_fitted(self)
 
     def _check_driver_parameters(self):
-        check_positive_int(self.n_init, "n_init")
-        check_positive_int(self.max_iter, "max_iter", minimum=0)
-        tol = self.tol
-        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
-            raise ValueError(f"tol must be a number >= 0, got {tol!r}")
-        if getattr(self, "chunk_size", None) is not None:
-            check_positive_int(self.chunk_size, "chunk_size")
+        self._validate_params()  # the class's _parameter_constraints, scikit-learn's messages
         self._schedule = temperature_schedule(getattr(self, "temperature", 1.0), getattr(self, "annealing", None))
 
     # ----------------------------------------------------------------- E-step
@@ -346,7 +482,7 @@ class EMBase:
         """
         self._check_driver_parameters()
         warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "converged_")
-        X = self._validate_data(X, reset=not warm)
+        X = self._validate_data(X, reset=not warm, ensure_min_samples=self._min_fit_samples)
         self._check_parameters(X)
         data = self._prepare_data(X, fitting=True)
 
@@ -398,9 +534,8 @@ class EMBase:
 
         if not best_converged and self.max_iter > 0:
             warnings.warn(
-                f"Best performing initialization did not converge in max_iter={self.max_iter} "
-                f"iterations (tol={self.tol}). Try other init parameters, a larger max_iter or "
-                "tol, or check for degenerate data.",
+                "Best performing initialization did not converge. Try different init parameters, or "
+                "increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
@@ -483,37 +618,30 @@ class EMBase:
         return float(np.mean(self.score_samples(X)))
 
 
-def _not_fitted(est):
-    from sklearn.exceptions import NotFittedError
-
-    return NotFittedError(
-        f"This {type(est).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments first."
-    )
-
-
 # ------------------------------------------------------------ parameter plumbing
 def as_param(value, name, device) -> torch.Tensor:
-    """A user-given parameter (array-like or tensor) as a finite float64 tensor on ``device``."""
-    try:
-        if isinstance(value, torch.Tensor):
-            value = value.detach().cpu()
-        t = torch.as_tensor(np.asarray(value, dtype=np.float64))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return t.to(device=device)
+    """A user-given parameter (array-like or tensor) as a finite float64 tensor on ``device``,
+    checked by scikit-learn's ``check_array`` (its messages). The given precision is kept in
+    ``.given_float32`` semantics by :func:`param_is_float32`."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = check_array(value, dtype=[np.float64, np.float32], ensure_2d=False, allow_nd=True, input_name=name)
+    return torch.as_tensor(arr, dtype=torch.float64, device=device)
+
+
+def param_is_float32(value) -> bool:
+    """Whether a user-given parameter is in single precision (its checks then use float32
+    tolerances, as scikit-learn's)."""
+    dtype = getattr(value, "dtype", None)
+    return dtype in (torch.float32, np.float32)
 
 
 def check_shape(t, shape, name):
+    """scikit-learn's message for a parameter of the wrong shape (``name`` as it says it:
+    'weights', 'means', 'precisions', ...)."""
     if tuple(t.shape) != tuple(shape):
-        raise ValueError(f"{name} should have shape {tuple(shape)}, got {tuple(t.shape)}")
-
-
-def check_reg_covar(reg):
-    if isinstance(reg, bool) or not isinstance(reg, numbers.Real) or not (reg >= 0 and math.isfinite(reg)):
-        raise ValueError(f"reg_covar must be a finite number >= 0, got {reg!r}")
-    return float(reg)
+        raise ValueError(f"The parameter '{name}' should have the shape of {tuple(shape)}, but got "
+                         f"{tuple(t.shape)}")
 
 
 def to_numpy(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:

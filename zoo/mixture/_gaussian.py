@@ -127,6 +127,9 @@ class Workspace:
     def clear(self):
         self._bufs.clear()
 
+    def __getstate__(self):  # scratch space: a pickled estimator carries none
+        return {"_bufs": {}}
+
 
 # ------------------------------------------------------ precision Cholesky
 def precision_cholesky_from_tril(L: torch.Tensor) -> torch.Tensor:

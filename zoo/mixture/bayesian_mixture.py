@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from numbers import Real
+
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
@@ -67,12 +70,23 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     """
 
     _covariance_types = ("full", "diag")
+    _parameter_constraints: dict = {
+        **BaseGaussianMixture._parameter_constraints,
+        "covariance_type": [StrOptions(set(_covariance_types))],
+        "weight_concentration_prior_type": [StrOptions({"dirichlet_process", "dirichlet_distribution"})],
+        "weight_concentration_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "mean_prior": [None, "array-like"],
+        "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+        "covariance_prior": [None, "array-like", Interval(Real, 0.0, None, closed="neither")],
+        "diag_family": [StrOptions({"wishart", "gamma"})],
+    }
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, diag_family="wishart", random_state=None,
-                 warm_start=False, device=None, dtype=torch.float64, chunk_size=None, verbose=0, verbose_interval=10,
+                 warm_start=False, device=None, dtype=None, chunk_size=None, verbose=0, verbose_interval=10,
                  progress_bar=False):
         self._store_hyperparameters(locals())
 

@@ -30,10 +30,14 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from .._checks import check_positive_int
 from . import _gaussian as kernels
-from ._base import (ConvergenceWarning, EMBase, as_param, check_reg_covar, check_shape, tempered_responsibilities,
-                    to_numpy)
+from ._base import (EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase, as_param, check_shape, param_is_float32,
+                    tempered_responsibilities, to_numpy)
 from .kmeans import KMeans, kmeans_plusplus
 
 __all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
@@ -66,14 +70,21 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
     """
 
     _covariance_types = kernels.COVARIANCE_TYPES
+    _parameter_constraints: dict = {
+        **EM_PARAMETER_CONSTRAINTS,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(kernels.COVARIANCE_TYPES))],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "init_params": [StrOptions(set(INIT_PARAMS))],
+    }
+    _min_fit_samples = 2  # as scikit-learn's mixtures
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self, X):
-        check_choice(self.covariance_type, self._covariance_types, "covariance_type")
-        check_choice(self.init_params, INIT_PARAMS, "init_params")
-        k = check_positive_int(self.n_components, "n_components")
-        check_n_components(k, X.shape[0], name="n_components")
-        check_reg_covar(self.reg_covar)
+        k = self.n_components
+        if X.shape[0] < k:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = {k}, "
+                             f"n_samples = {X.shape[0]}")
         self._kind, self._d, self._k = self.covariance_type, X.shape[1], k
 
     # ------------------------------------------------------------ data
@@ -287,9 +298,10 @@ class GaussianMixture(BaseGaussianMixture):
         deterministic annealing ending in plain EM.
     device : str or torch.device, default=None
         Where to compute; ``None`` follows the input (CPU for NumPy input).
-    dtype : torch.float64 or torch.float32, default=torch.float64
-        Dtype of the data in the heavy products (``None``: follow a floating
-        input). Parameters and statistics are always accumulated in float64.
+    dtype : None, 'float32', 'float64' (or the NumPy / torch type), default=None
+        Precision of the computation and of the fitted attributes. ``None`` follows the
+        input as scikit-learn does: float32 stays float32, float64 and every other type
+        (integers, ...) become float64. Statistics are accumulated in float64.
     chunk_size : int, default=None
         Rows per chunk (``None``: sized so that the scratch buffers are a few MB).
     verbose : int, default=0
@@ -324,7 +336,7 @@ class GaussianMixture(BaseGaussianMixture):
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weights_init=None, means_init=None, precisions_init=None, random_state=None,
-                 warm_start=False, temperature=1.0, annealing=None, device=None, dtype=torch.float64, chunk_size=None,
+                 warm_start=False, temperature=1.0, annealing=None, device=None, dtype=None, chunk_size=None,
                  verbose=0, verbose_interval=10, progress_bar=False):
         self._store_hyperparameters(locals())
 
@@ -333,31 +345,34 @@ class GaussianMixture(BaseGaussianMixture):
         super()._check_parameters(X)
         k, d, dev, kind = self._k, self._d, X.device, self._kind
         self._w_init = self._m_init = self._p_init = None
-        if self.weights_init is not None:
+        single = X.dtype == torch.float32
+        if self.weights_init is not None:  # scikit-learn's checks and messages
             w = as_param(self.weights_init, "weights_init", dev)
-            check_shape(w, (k,), "weights_init")
+            check_shape(w, (k,), "weights")
             if bool((w < 0).any()) or bool((w > 1).any()):
-                lo, hi = float(w.min()), float(w.max())
-                raise ValueError(f"weights_init must lie in [0, 1], got min {lo:.5g}, max {hi:.5g}")
-            if abs(float(w.sum()) - 1.0) > 1e-8:
-                raise ValueError(f"weights_init must sum to 1, got {float(w.sum()):.10g}")
-            self._w_init = w
+                raise ValueError("The parameter 'weights' should be in the range [0, 1], but got max value "
+                                 f"{float(w.max()):.5f}, min value {float(w.min()):.5f}")
+            atol = 1e-6 if single or param_is_float32(self.weights_init) else 1e-8
+            if abs(1.0 - float(w.sum())) > atol:
+                raise ValueError(f"The parameter 'weights' should be normalized, but got sum(weights) = "
+                                 f"{float(w.sum()):.5f}")
+            self._w_init = w / w.sum()
         if self.means_init is not None:
             m = as_param(self.means_init, "means_init", dev)
-            check_shape(m, (k, d), "means_init")
+            check_shape(m, (k, d), "means")
             self._m_init = m
         if self.precisions_init is not None:
             p = as_param(self.precisions_init, "precisions_init", dev)
             shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[kind]
-            check_shape(p, shape, f"precisions_init ({kind!r})")
+            check_shape(p, shape, f"{kind} precision")
             if kind in ("full", "tied"):
-                if not torch.allclose(p, p.mT, rtol=1e-5, atol=1e-8):
-                    raise ValueError(f"precisions_init ({kind!r}) must be symmetric")
+                single = single or param_is_float32(self.precisions_init)
+                symmetric = torch.allclose(p, p.mT, rtol=1e-5, atol=1e-6 if single else 1e-8)
                 _, info = torch.linalg.cholesky_ex(p)
-                if bool((info != 0).any()):
-                    raise ValueError(f"precisions_init ({kind!r}) must be positive definite")
+                if not symmetric or bool((info != 0).any()):
+                    raise ValueError(f"'{kind} precision' should be symmetric, positive-definite")
             elif bool((p <= 0).any()):
-                raise ValueError(f"precisions_init ({kind!r}) must be positive")
+                raise ValueError(f"'{kind} precision' should be positive")
             self._p_init = p
 
     # ------------------------------------------------------------ data
@@ -444,10 +459,10 @@ class GaussianMixture(BaseGaussianMixture):
 
     def bic(self, X):
         """Bayesian information criterion on ``X`` (lower is better)."""
-        n = as_data_tensor(X, name="X").shape[0]
+        n = self._validate_data(X, reset=False).shape[0]
         return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
 
     def aic(self, X):
         """Akaike information criterion on ``X`` (lower is better)."""
-        n = as_data_tensor(X, name="X").shape[0]
+        n = self._validate_data(X, reset=False).shape[0]
         return -2.0 * self.score(X) * n + 2 * self._n_parameters()

@@ -7,14 +7,17 @@ spherical :class:`~zoo.mixture.GaussianMixture`.
 """
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import numpy as np
 import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
 from . import _gaussian as kernels
-from ._base import EMBase, as_param, check_shape, to_numpy
+from ._base import TORCH_PARAMETER_CONSTRAINTS, EMBase, as_param, check_shape, to_numpy
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
@@ -91,8 +94,18 @@ class KMeans(EMBase, BaseEstimator):
         is ``-inertia / (2 n)`` of the centres entering each iteration.
     """
 
+    _parameter_constraints: dict = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "random_state": ["random_state"],
+        **TORCH_PARAMETER_CONSTRAINTS,
+    }
+
     def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                 random_state=None, device=None, dtype=torch.float64):
+                 random_state=None, device=None, dtype=None):
         self._store_hyperparameters(locals())
 
     def _check_parameters(self, X):
