@@ -260,18 +260,20 @@ GOOD = np.random.default_rng(0).normal(size=(20, 3))
 @pytest.mark.parametrize(
     "X,kw,match",
     [
-        (np.where(np.eye(20, 3) > 0, np.nan, GOOD), {}, "NaN"),
-        (np.where(np.eye(20, 3) > 0, np.inf, GOOD), {}, "infinity"),
-        (GOOD[None], {}, "2-D"),
-        (np.empty((0, 3)), {}, "empty"),
-        (GOOD, {"n_components": 0}, "n_components must be >= 1"),
-        (GOOD, {"n_components": 21}, "more than the n_samples"),
-        (GOOD, {"n_latent": 0}, "n_latent must be >= 1"),
-        (GOOD, {"n_latent": 3}, "n_latent=3 must be smaller than n_features=3"),
-        (GOOD, {"max_iter": 0}, "max_iter must be >= 1"),
-        (GOOD, {"n_init": 0}, "n_init must be >= 1"),
-        (GOOD, {"tol": -1.0}, "tol must be >= 0"),
-        (GOOD, {"tol": float("nan")}, "tol must be a finite"),
+        (np.where(np.eye(20, 3) > 0, np.nan, GOOD), {}, "Input X contains NaN"),
+        (np.where(np.eye(20, 3) > 0, np.inf, GOOD), {}, "Input X contains infinity"),
+        (GOOD[None], {}, "Found array with dim 3"),
+        (np.empty((0, 3)), {}, r"Found array with 0 sample\(s\)"),
+        (GOOD[:, 0], {}, "Reshape your data"),
+        (GOOD, {"n_components": 0}, "The 'n_components' parameter of MixtureOfLinearModels must be an int in the "
+                                    r"range \[1, inf\)"),
+        (GOOD, {"n_components": 21}, "n_samples=20 should be >= n_components=21"),
+        (GOOD, {"n_latent": 0}, "The 'n_latent' parameter"),
+        (GOOD, {"n_latent": 3}, "n_latent=3 should be < n_features=3"),
+        (GOOD, {"max_iter": 0}, "The 'max_iter' parameter"),
+        (GOOD, {"n_init": 0}, "The 'n_init' parameter"),
+        (GOOD, {"tol": -1.0}, "The 'tol' parameter"),
+        (GOOD, {"tol": float("nan")}, "The 'tol' parameter"),
     ],
 )
 def test_bad_input_raises_value_error(X, kw, match):
@@ -285,7 +287,7 @@ def test_bad_input_after_fit():
         model.predict(GOOD)
     model.fit(GOOD)
     for method in (model.predict, model.transform, model.reconstruct, model.score):
-        with pytest.raises(ValueError, match="X has 4 features, but MixtureOfLinearModels was fitted with 3"):
+        with pytest.raises(ValueError, match="X has 4 features, but MixtureOfLinearModels is expecting 3 features"):
             method(np.ones((5, 4)))
     with pytest.raises(ValueError, match="NaN"):
         model.predict(np.full((2, 3), np.nan))

@@ -8,6 +8,7 @@ component index enumerated out, over :class:`EnumeratedMixture`: :class:`Gaussia
 (registered as ``gmm``) and :class:`BayesianGMM` (``bayesian_gmm``). All of them evaluate
 Gaussians through the kernels of :mod:`._gaussian`, one function per step and covariance type.
 """
+from ._base import expected_failed_checks
 from .bayesian_gmm import BayesianGMM, BayesianGMMGuide, Wishart, bayesian_gmm, stick_breaking
 from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import BaseGaussianMixture, DegenerateComponentWarning, GaussianMixture
@@ -17,5 +18,5 @@ from .kmeans import KMeans, kmeans_plusplus
 __all__ = [
     "BaseGaussianMixture", "GaussianMixture", "BayesianGaussianMixture", "DegenerateComponentWarning", "KMeans",
     "kmeans_plusplus", "EnumeratedMixture", "GaussianMixtureModel", "GaussianMixtureGuide", "gmm", "BayesianGMM",
-    "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm",
+    "BayesianGMMGuide", "Wishart", "stick_breaking", "bayesian_gmm", "expected_failed_checks",
 ]

@@ -73,7 +73,7 @@ __all__ = [
     "tempered_log_normalize", "tempered_responsibilities", "exp_floor", "as_param", "param_is_float32", "check_shape",
     "to_numpy",
     "renamed_parameter", "TORCH_PARAMETER_CONSTRAINTS", "EM_PARAMETER_CONSTRAINTS", "resolve_dtype",
-    "validate_tensor",
+    "validate_tensor", "expected_failed_checks",
 ]
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, np.float32: torch.float32,
@@ -244,6 +244,10 @@ class TorchEstimatorMixin:
     load on the CPU on a machine without CUDA). Also the input validation, with scikit-learn's
     messages, and the fitted check."""
 
+    #: scikit-learn's estimator checks that the estimator fails on purpose: check name -> reason
+    #: (read by :func:`expected_failed_checks`; the README lists them).
+    _expected_failed_checks: dict = {}
+
     def __getstate__(self):
         state = super().__getstate__()
         return _map_tensors(state, lambda t: t.detach().cpu())
@@ -277,6 +281,13 @@ class TorchEstimatorMixin:
         return X
 
 
+def expected_failed_checks(estimator) -> dict:
+    """The checks of scikit-learn's ``check_estimator`` that ``estimator`` fails by design, each
+    with its reason: pass it as ``expected_failed_checks`` to ``check_estimator`` (the dict) or
+    ``parametrize_with_checks`` (this function)."""
+    return dict(type(estimator)._expected_failed_checks)
+
+
 def _available(device: torch.device) -> torch.device:
     if device.type == "cuda" and (not torch.cuda.is_available()
                                   or (device.index or 0) >= torch.cuda.device_count()):
@@ -301,7 +312,9 @@ def validate_tensor(estimator, X, *, reset: bool, dtype=None, device=None, ensur
         np_dtype = [np.float64, np.float32] if dtype is None else \
             (np.float32 if dtype == torch.float32 else np.float64)
         arr = validate_data(estimator, X, reset=reset, dtype=np_dtype, ensure_min_samples=ensure_min_samples)
-        return torch.as_tensor(arr, device=device)
+        with warnings.catch_warnings():  # a read-only array (a memmap): the estimators never write into X
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.as_tensor(arr, device=device)
     if X.is_complex():
         raise ValueError(f"Complex data not supported\n{X}\n")
     if X.dim() == 0:
