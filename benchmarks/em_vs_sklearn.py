@@ -9,8 +9,12 @@ library's spinning thread pool does not steal the cores. Times are whole
 a table and one JSON line per case; ``ratio`` is scikit-learn's time over ours
 (> 1: we are faster).
 
-    python benchmarks/em_vs_sklearn.py            # N=100k, D=32, K=32, float64
+    python benchmarks/em_vs_sklearn.py            # N=100k, D=32, K=32, float64 and float32
     python benchmarks/em_vs_sklearn.py --quick    # small sizes
+    python benchmarks/em_vs_sklearn.py --dtype float32
+
+Both libraries get the same array: float32 data for the float32 rows (our fit then computes
+and returns float32, as scikit-learn's attributes are).
     python benchmarks/em_vs_sklearn.py --device cuda
 
 With ``--device cuda`` our fit runs on the GPU (scikit-learn on the CPU) and the
@@ -152,7 +156,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes (N=20k, D=16, K=16, 5 iterations)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--dtype", default="both", choices=["both", "float64", "float32"])
     parser.add_argument("--n-iter", type=int, default=None, help="EM iterations per fit (default 10, quick 5)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", default=",".join(COV_TYPES), help="comma-separated covariance types")
@@ -172,20 +176,21 @@ def main(argv=None):
     n, d, k = (20_000, 16, 16) if args.quick else (100_000, 32, 32)
     n, d, k = args.N or n, args.D or d, args.K or k
     n_iter = args.n_iter or (5 if args.quick else 10)
-    dtype = getattr(torch, args.dtype)
+    dtypes = [torch.float64, torch.float32] if args.dtype == "both" else [getattr(torch, args.dtype)]
 
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
-    header = f"{'case':<28}{'ours (s)':>10}{'sklearn (s)':>13}{'ratio':>8}{'iter (ms)':>11}"
+    header = f"{'case':<28}{'dtype':>8}{'ours (s)':>10}{'sklearn (s)':>13}{'ratio':>8}{'iter (ms)':>11}"
     if device.type == "cuda":
         header += f"{'GEMM TF/s':>11}{'EM TF/s':>9}{'frac':>7}"
     print(header)
     rows = []
-    for cov_type in [c.strip() for c in args.cases.split(",") if c.strip()]:
+    cases = [(c.strip(), dt) for c in args.cases.split(",") if c.strip() for dt in dtypes]
+    for cov_type, dtype in cases:
         row = run_case(cov_type, n, d, k, n_iter, args.repeats, device, dtype, skip_sklearn=args.no_sklearn,
                        pause=args.pause)
         rows.append(row)
-        line = f"{row['case']:<28}{row['ours_s']:>10.3f}"
+        line = f"{row['case']:<28}{row['dtype']:>8}{row['ours_s']:>10.3f}"
         line += f"{row['sklearn_s']:>13.3f}{row['ratio']:>8.2f}" if "ratio" in row else f"{'-':>13}{'-':>8}"
         line += f"{1e3 * row['ours_s'] / n_iter:>11.1f}"
         if device.type == "cuda":

@@ -24,7 +24,7 @@ import inference
 import zoo
 from zoo.base import PyroModel, ZooModel, as_model
 
-POSTERIORDB = Path(__file__).resolve().parents[2] / "shared" / "posteriordb" / "low_dim_gauss_mix"
+POSTERIORDB = Path(__file__).resolve().parent / "data" / "posteriordb" / "low_dim_gauss_mix"
 
 
 # --- models as a user writes them -----------------------------------------------------------------
