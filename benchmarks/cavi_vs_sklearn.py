@@ -30,7 +30,7 @@ from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zoo.mixture import BayesianGaussianMixture  # noqa: E402
 
-COV_TYPES = ("full", "diag")
+COV_TYPES = ("full", "diag", "spherical")
 PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
 

@@ -19,7 +19,10 @@ import zoo
 from zoo.mixture import BayesianGaussianMixture
 
 PRIORS = ["dirichlet_process", "dirichlet_distribution"]
-COVS = ["full", "diag"]
+COVS = ["full", "tied", "diag", "spherical"]
+# scikit-learn's attribute shapes per covariance type (D features, K components)
+SHAPES = {"full": lambda k, d: (k, d, d), "tied": lambda k, d: (d, d), "diag": lambda k, d: (k, d),
+          "spherical": lambda k, d: (k,)}
 
 
 def _blobs(n=200, seed=0, sep=6.0, d=2):
@@ -44,36 +47,73 @@ def _fit(cls, X, k, **kw):
 
 
 # ------------------------------------------------------------------ parity
+def _parity_init(cov):
+    """Initial responsibilities both libraries draw alike. Tied starts from rows that sum to 1:
+    from the one-hot rows of 'random_from_data' scikit-learn's tied covariance counts the
+    samples with no responsibility about the origin (its ``X.T @ X``), which depends on where
+    the data lie; ours counts them about the data mean, as :class:`zoo.GaussianMixture`."""
+    return "random" if cov == "tied" else "random_from_data"
+
+
 @pytest.mark.parametrize("cov", COVS)
 @pytest.mark.parametrize("prior", PRIORS)
 @pytest.mark.parametrize("name", ["iris", "faithful", "blobs"])
 def test_lower_bound_every_iteration_matches_sklearn(name, prior, cov):
     X, k = _dataset(name)
-    kw = dict(covariance_type=cov, weight_concentration_prior_type=prior, max_iter=40, tol=1e-4)
+    d = X.shape[1]
+    kw = dict(covariance_type=cov, weight_concentration_prior_type=prior, max_iter=40, tol=1e-4,
+              init_params=_parity_init(cov))
     ref, ours = _fit(SkBGM, X, k, **kw), _fit(BayesianGaussianMixture, X, k, **kw)
     assert ours.n_iter_ == ref.n_iter_ and ours.converged_ == ref.converged_
-    np.testing.assert_allclose(ours.lower_bounds_, ref.lower_bounds_, rtol=1e-6, atol=0)
-    assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-6)
+    # scikit-learn's tied bound is a (1,) array per iteration
+    np.testing.assert_allclose(ours.lower_bounds_, np.ravel(ref.lower_bounds_), rtol=1e-6, atol=0)
+    assert ours.lower_bound_ == pytest.approx(float(np.ravel(ref.lower_bound_)[0]), rel=1e-6)
     np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-6, atol=1e-10)
     np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-5, atol=1e-9)
+    shape = SHAPES[cov](k, d)
+    for name_ in ("covariances_", "precisions_", "precisions_cholesky_"):
+        got, want = getattr(ours, name_), getattr(ref, name_)
+        assert got.shape == want.shape == shape, name_
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9, err_msg=name_)
     np.testing.assert_allclose(ours.mean_precision_, ref.mean_precision_, rtol=1e-8)
+    assert np.shape(ours.degrees_of_freedom_) == np.shape(ref.degrees_of_freedom_) == (() if cov == "tied" else (k,))
     np.testing.assert_allclose(ours.degrees_of_freedom_, ref.degrees_of_freedom_, rtol=1e-8)
     np.testing.assert_allclose(np.asarray(ours.weight_concentration_), np.asarray(ref.weight_concentration_),
                                rtol=1e-8)
+    for name_ in ("weight_concentration_prior_", "mean_precision_prior_", "mean_prior_", "degrees_of_freedom_prior_",
+                  "covariance_prior_"):
+        got, want = getattr(ours, name_), getattr(ref, name_)
+        assert np.shape(got) == np.shape(want), name_
+        np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=name_)
     np.testing.assert_array_equal(ours.predict(X), ref.predict(X))
     np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-7)
     np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-7)
+    Xs, ys = ours.sample(50)
+    assert Xs.shape == (50, d) and ys.shape == (50,) and np.all(np.isfinite(Xs))
+
+
+def test_tied_does_not_depend_on_where_the_data_lie():
+    """From one-hot initial rows (random_from_data) the tied fit is translation-equivariant
+    (scikit-learn's is not: see _parity_init)."""
+    X, k = load_iris().data, 4
+    kw = dict(covariance_type="tied", max_iter=10, tol=0)
+    a = _fit(BayesianGaussianMixture, X, k, **kw)
+    b = _fit(BayesianGaussianMixture, X + 50.0, k, **kw)
+    np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-9)
+    np.testing.assert_allclose(b.means_ - 50.0, a.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-8)
 
 
 # ------------------------------------------------- full ELBO vs sklearn's bound
 def _dropped_constants(model, n, d, k, cov, prior):
     """ELBO minus scikit-learn's bound at the exact q(theta) update, from the priors alone:
     the likelihood's -ND/2 log 2pi, the Gauss prior's (D/2) log beta0 per component, the
-    Wishart prior normaliser per component, and the weight prior's normaliser."""
+    Wishart prior normaliser per component (tied too: its model keeps K prior Wisharts), and
+    the weight prior's normaliser."""
     a0, b0 = model.weight_concentration_prior_, model.mean_precision_prior_
     nu0, psi0 = model.degrees_of_freedom_prior_, np.asarray(model.covariance_prior_)
-    logdet = np.linalg.slogdet(psi0)[1] if cov == "full" else np.log(psi0).sum()
+    logdet = {"full": lambda: np.linalg.slogdet(psi0)[1], "tied": lambda: np.linalg.slogdet(psi0)[1],
+              "diag": lambda: np.log(psi0).sum(), "spherical": lambda: d * np.log(psi0)}[cov]()
     # log B(W0, nu0) + D(D-1)/4 log pi with W0 = Psi0^-1
     wishart = 0.5 * nu0 * logdet - 0.5 * nu0 * d * math.log(2) - gammaln(0.5 * (nu0 - np.arange(d))).sum()
     # Beta(1, gamma0) has log normaliser log(gamma0); Dirichlet(alpha0 1_K) lgamma(K a0) - K lgamma(a0)
@@ -94,8 +134,9 @@ def test_elbo_minus_lower_bound_is_the_dropped_constants(prior, cov):
     assert len(m.elbos_) == 15 and m.elbo_ == m.elbos_[-1]
 
 
-def _mc_elbo(m, X, resp, family, draws=4000, seed=0):
-    """E_q[log p(x, z, theta) - log q(z, theta)] from draws of torch.distributions."""
+def _mc_elbo(m, X, resp, family, cov, draws=4000, seed=0):
+    """E_q[log p(x, z, theta) - log q(z, theta)] from draws of torch.distributions (tied: K
+    independent draws of the one shared q(Lambda); spherical: Wisharts with scale I/psi)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     X = torch.as_tensor(X)
@@ -124,9 +165,12 @@ def _mc_elbo(m, X, resp, family, draws=4000, seed=0):
         lq = lq + qm.log_prob(mu).sum((1, 2))
         comp = Normal(mu[:, None], lam[:, None].rsqrt()).log_prob(X[None, :, None]).sum(-1)  # (S, N, K)
     else:
-        W = torch.linalg.inv(q["psi"]) if q["psi"].dim() == 3 else torch.diag_embed(1.0 / q["psi"])
-        W0 = torch.linalg.inv(psi0) if psi0.dim() == 2 else torch.diag(1.0 / psi0)
-        ql, pl = Wishart(q["nu"], covariance_matrix=W), Wishart(torch.tensor(nu0, dtype=torch.float64), covariance_matrix=W0)
+        eye = torch.eye(d, dtype=torch.float64)
+        scale = {"full": lambda p: torch.linalg.inv(p), "tied": lambda p: torch.linalg.inv(p),
+                 "diag": lambda p: torch.diag_embed(1.0 / p), "spherical": lambda p: (1.0 / p)[..., None, None] * eye}
+        W, W0 = scale[cov](q["psi"]).expand(k, d, d), scale[cov](psi0)
+        nu = q["nu"].expand(k)
+        ql, pl = Wishart(nu, covariance_matrix=W), Wishart(torch.tensor(nu0, dtype=torch.float64), covariance_matrix=W0)
         lam = ql.sample((S,))  # (S, K, D, D)
         lp, lq = lp + pl.log_prob(lam).sum(1), lq + ql.log_prob(lam).sum(1)
         qm = MultivariateNormal(q["means"], precision_matrix=q["beta"][:, None, None] * lam)
@@ -142,7 +186,9 @@ def _mc_elbo(m, X, resp, family, draws=4000, seed=0):
 
 
 @pytest.mark.parametrize("cov,family,prior", [("full", "wishart", "dirichlet_process"),
+                                              ("tied", "wishart", "dirichlet_distribution"),
                                               ("diag", "wishart", "dirichlet_distribution"),
+                                              ("spherical", "wishart", "dirichlet_process"),
                                               ("diag", "gamma", "dirichlet_process")])
 def test_full_elbo_matches_monte_carlo(cov, family, prior):
     X = _blobs(n=30, seed=1, sep=4.0)
@@ -151,16 +197,35 @@ def test_full_elbo_matches_monte_carlo(cov, family, prior):
     rng = np.random.default_rng(0)
     resp = rng.dirichlet(np.ones(2), size=X.shape[0])  # any q(z), not only the optimal one
     closed = m.compute_elbo(X, resp)
-    est, se = _mc_elbo(m, X, resp, family)
+    est, se = _mc_elbo(m, X, resp, family, cov)
     assert abs(est - closed) < 4 * se + 1e-6 * abs(closed), (est, se, closed)
     # the optimal q(z) given q(theta) is at least as good as a random one
     assert m.compute_elbo(X) > closed
 
 
+def test_full_elbo_agrees_across_types_where_the_models_coincide():
+    """In D = 1 full, diag and spherical are one model; with K = 1 tied is full."""
+    kw = dict(max_iter=12, tol=0, reg_covar=0.0, init_params="random", degrees_of_freedom_prior=2.5)
+    X1 = _blobs(n=60, seed=6, d=1)
+    fits = [_fit(BayesianGaussianMixture, X1, 3, covariance_type=c, **kw) for c in ("full", "diag", "spherical")]
+    for m in fits[1:]:
+        np.testing.assert_allclose(m.elbos_, fits[0].elbos_, rtol=1e-11)
+        np.testing.assert_allclose(m.lower_bounds_, fits[0].lower_bounds_, rtol=1e-11)
+        np.testing.assert_allclose(m.predict_proba(X1), fits[0].predict_proba(X1), atol=1e-11)
+        assert m.compute_elbo(X1) == pytest.approx(fits[0].compute_elbo(X1), rel=1e-11)
+    X2 = _blobs(n=60, seed=7, d=3)
+    full, tied = (_fit(BayesianGaussianMixture, X2, 1, covariance_type=c, **kw) for c in ("full", "tied"))
+    np.testing.assert_allclose(tied.elbos_, full.elbos_, rtol=1e-11)
+    np.testing.assert_allclose(tied.lower_bounds_, full.lower_bounds_, rtol=1e-11)
+    np.testing.assert_allclose(tied.covariances_, full.covariances_[0], rtol=1e-11)
+    resp = np.ones((X2.shape[0], 1))
+    assert tied.compute_elbo(X2[:20], resp[:20]) == pytest.approx(full.compute_elbo(X2[:20], resp[:20]), rel=1e-11)
+
+
 # ------------------------------------------------------------- monotone ELBO
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(15, 80), d=st.integers(1, 3), k=st.integers(1, 5),
-       cov=st.sampled_from(["full", "diag", "diag-gamma"]), prior=st.sampled_from(PRIORS))
+       cov=st.sampled_from(["full", "tied", "diag", "spherical", "diag-gamma"]), prior=st.sampled_from(PRIORS))
 def test_elbo_never_decreases(seed, n, d, k, cov, prior):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)) * rng.uniform(0.1, 10.0, size=d) + 3 * rng.integers(0, 3, size=(n, 1))
@@ -204,7 +269,10 @@ def test_dirichlet_process_switches_off_unused_components():
     (dict(mean_prior=np.zeros(2)), "mean_prior"),
     (dict(mean_prior=[0.0, np.inf, 0.0]), "mean_prior"),
     (dict(weight_concentration_prior_type="pitman_yor"), "weight_concentration_prior_type"),
-    (dict(covariance_type="tied"), "covariance_type"),
+    (dict(covariance_type="tied", covariance_prior=np.ones(3)), "covariance_prior"),
+    (dict(covariance_type="spherical", covariance_prior=-1.0), "covariance_prior"),
+    (dict(covariance_type="spherical", covariance_prior=np.ones(3)), "covariance_prior"),
+    (dict(covariance_type="banana"), "covariance_type"),
     (dict(init_params="best"), "init_params"),
     (dict(diag_family="beta"), "diag_family"),
     (dict(n_components=0), "n_components"),

@@ -395,24 +395,33 @@ def estimate_gaussian_parameters(stats: torch.Tensor, kind: str, reg_covar: floa
 
 
 def expected_scores(stats: torch.Tensor, kind: str, means: torch.Tensor, prec_chol: torch.Tensor,
-                    const: torch.Tensor) -> torch.Tensor:
+                    const: torch.Tensor, scatter: torch.Tensor | None = None) -> torch.Tensor:
     """``sum_nk r_nk s_nk`` for the scores ``s_nk = const_k - (x_n - m_k)^T P_k (x_n - m_k) / 2``
-    (``P_k = U_k U_k^T``) of the responsibilities behind ``stats``, from the statistics alone
-    (full and diag)."""
-    if kind not in ("full", "diag"):
-        raise ValueError(f"expected_scores is written for 'full' and 'diag', got {kind!r}")
+    (``P_k = U_k U_k^T``) of the responsibilities behind ``stats``, from the statistics alone;
+    tied also needs ``scatter = sum_n z_n z_n^T`` of the centred data (the rows of the
+    responsibilities sum to 1, so ``sum_nk r_nk x_n^T P x_n = tr(P scatter)``)."""
     U, m = prec_chol, means
-    if kind == "full":
+    if kind in ("full", "tied"):
         d = stats.shape[-1] - 1
-        n, sx, sxx = stats[:, d, d], stats[:, :d, d], stats[:, :d, :d]
         P = U @ U.mT
-        Pm = torch.einsum("kde,ke->kd", P, m)
-        quad = (P * sxx).sum((1, 2)) - 2.0 * (Pm * sx).sum(1) + n * (Pm * m).sum(1)
-    else:
+        if kind == "full":
+            n, sx, sxx = stats[:, d, d], stats[:, :d, d], stats[:, :d, :d]
+            Pm = torch.einsum("kde,ke->kd", P, m)
+            second = (P * sxx).sum()
+        else:
+            n, sx = stats[:, d], stats[:, :d]
+            Pm = m @ P
+            second = (P * scatter).sum()
+        quad = second - 2.0 * (Pm * sx).sum() + (n * (Pm * m).sum(1)).sum()
+    elif kind == "diag":
         d = (stats.shape[-1] - 1) // 2
         n, sx, sxx = stats[:, 2 * d], stats[:, d : 2 * d], stats[:, :d]
         P = U * U
         quad = (P * (sxx - 2.0 * m * sx + n[:, None] * m * m)).sum(1)
+    else:
+        d = stats.shape[-1] - 2
+        n, sx, sxx = stats[:, d + 1], stats[:, 1 : d + 1], stats[:, 0]
+        quad = U * U * (sxx - 2.0 * (m * sx).sum(1) + n * (m * m).sum(1))
     return (const * n).sum() - 0.5 * quad.sum()
 
 

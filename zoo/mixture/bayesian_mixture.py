@@ -34,7 +34,10 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     ----------
     n_components : int, default=1
         Number of components ``K`` (the truncation level under the Dirichlet process).
-    covariance_type : {'full', 'diag'}, default='full'
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        scikit-learn's: a Wishart per component with a full, diagonal or ``I/psi_k`` scale, or
+        one Wishart factor ``q(Lambda)`` shared by all components (tied; see
+        :mod:`zoo.mixture.gauss_wishart`).
     tol : float, default=1e-3
         Stop when the lower bound (a sum over samples, as scikit-learn) changes by less.
     reg_covar : float, default=1e-6
@@ -48,8 +51,9 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     mean_precision_prior : float > 0, default=None (1)
     mean_prior : array-like (D,), default=None (the data mean)
     degrees_of_freedom_prior : float > D - 1, default=None (D)
-    covariance_prior : array-like (D, D) full / (D,) diag, default=None (the data's
-        covariance / variances, ``ddof=1``). The inverse Wishart scale ``Psi0 = W0^-1``.
+    covariance_prior : array-like (D, D) full and tied / (D,) diag / float spherical, default=None
+        (the data's covariance / variances / mean variance, ``ddof=1``). The inverse Wishart
+        scale ``Psi0 = W0^-1`` (spherical: ``psi0 I``).
     diag_family : {'wishart', 'gamma'}, default='wishart'
         Family of the ``diag`` precisions (see :mod:`zoo.mixture.gauss_wishart`): scikit-learn's
         diagonal-scale Wishart, or independent per-dimension Gammas.
@@ -59,20 +63,22 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     ----------
     weights_ : (K,) posterior-mean weights.
     means_ : (K, D) ``m_k``.
-    covariances_ : (K, D, D) or (K, D), ``Psi_k / nu_k`` (the inverse of ``E[Lambda_k]``).
-    precisions_, precisions_cholesky_ : ``E[Lambda_k]`` and its upper Cholesky factor.
+    covariances_ : ``Psi_k / nu_k`` (the inverse of ``E[Lambda_k]``): (K, D, D) full, (D, D) tied,
+        (K, D) diag, (K,) spherical.
+    precisions_, precisions_cholesky_ : ``E[Lambda_k]`` and its upper Cholesky factor, shaped
+        as ``covariances_`` (spherical: ``lambda_k`` and ``sqrt(lambda_k)``).
     weight_concentration_ : (K,) Dirichlet ``alpha``, or a tuple ``(a, b)`` of (K,) Beta
         parameters of the sticks.
-    mean_precision_ : (K,) ``beta_k``.  degrees_of_freedom_ : (K,) ``nu_k``.
+    mean_precision_ : (K,) ``beta_k``.  degrees_of_freedom_ : (K,) ``nu_k`` (tied: a scalar).
+    covariance_prior_ : as ``covariance_prior`` (spherical: a scalar).
     lower_bound_, lower_bounds_ : scikit-learn's bound (constants dropped) of the kept run.
     elbo_, elbos_ : the full ELBO (every constant) after each iteration of the kept run.
     converged_, n_iter_, n_features_in_ :
     """
 
-    _covariance_types = ("full", "diag")
+    _covariance_types = ("full", "tied", "diag", "spherical")
     _parameter_constraints: dict = {
         **BaseGaussianMixture._parameter_constraints,
-        "covariance_type": [StrOptions(set(_covariance_types))],
         "weight_concentration_prior_type": [StrOptions({"dirichlet_process", "dirichlet_distribution"})],
         "weight_concentration_prior": [None, Interval(Real, 0.0, None, closed="neither")],
         "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
@@ -110,11 +116,14 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         return Z
 
     # ------------------------------------------------------------ updates
-    def _moments(self, stats):
-        """Soft counts (K,), means (K, D) and covariances (no regulariser) from the statistics."""
+    def _moments(self, stats, scatter=None):
+        """Soft counts (K,), means (K, D) and covariances (no regulariser) from the statistics
+        (tied: pooled, from ``scatter``, by default the training data's)."""
         tiny = 10 * torch.finfo(self._fit_dtype).eps  # as scikit-learn: no 0/0 for empty components
-        nk, xk, sk = kernels.estimate_moments(stats, self._kind, tiny)
-        if self._kind == "diag":
+        if self._kind == "tied" and scatter is None:
+            scatter = self._scatter
+        nk, xk, sk = kernels.estimate_moments(stats, self._kind, tiny, scatter)
+        if self._kind in ("diag", "spherical"):
             sk = sk.clamp_(min=0.0)
         return nk, xk, sk
 
@@ -123,14 +132,12 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         nk, xk, sk = self._moments(stats)
         conc = gw.weight_update(nk, prior)
         q = gw.component_update(nk, xk, kernels.add_reg_covar(sk, kind, reg), prior)
-        cov = q["psi"] / (q["nu"][:, None, None] if kind == "full" else q["nu"][:, None])
+        nu, psi = q["nu"], q["psi"]
+        cov = psi / nu.reshape(nu.shape + (1,) * (psi.dim() - nu.dim()))  # nu per component, or shared
         cov, U, jitter = kernels.compute_precision_cholesky(cov, kind, reg)
-        if kind == "full":
-            logdet_psi = self._d * torch.log(q["nu"]) - 2.0 * torch.log(torch.diagonal(U, dim1=-2, dim2=-1)).sum(1)
-            precision = U @ U.mT
-        else:
-            logdet_psi = torch.log(q["psi"]).sum(1)
-            precision = U * U
+        # log|Psi| = D log nu - log|E[Lambda]| (of the factor used in the E-step, as scikit-learn)
+        logdet_psi = self._d * torch.log(nu) - 2.0 * kernels.log_det_cholesky(U, kind, self._d)
+        precision = U @ U.mT if kind in ("full", "tied") else U * U
         p = {"conc": conc, **q, "covariances": cov, "prec_chol": U, "jitter": jitter, "logdet_psi": logdet_psi}
         p["const"] = gw.estep_constants(conc, q, prior, logdet_psi)
         if neg_entropy is not None:
@@ -152,7 +159,8 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         # sum r log r = sum_nk r_nk s_nk - sum_n logsumexp_k s_nk with the E-step scores s_nk;
         # the first term from the statistics (no extra pass over the (N, K) responsibilities)
         p = self._params
-        neg_entropy = kernels.expected_scores(stats, self._kind, p["means"], p["prec_chol"], p["const"]) - log_norm_sum
+        neg_entropy = kernels.expected_scores(stats, self._kind, p["means"], p["prec_chol"], p["const"],
+                                              scatter=self._scatter if self._kind == "tied" else None) - log_norm_sum
         trace = self._elbo_trace
         self._params = self._params_from_stats(stats, neg_entropy=neg_entropy)
         trace.append(self._params["elbo"])
@@ -175,19 +183,21 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         conc = p["conc"]
         self.weight_concentration_ = (as_np(conc[0]), as_np(conc[1])) if conc.dim() == 2 else as_np(conc)
         self.mean_precision_ = as_np(p["beta"])
-        self.degrees_of_freedom_ = as_np(p["nu"])
+        # [()]: a 0-d array becomes a NumPy scalar (tied nu_, spherical psi0), as scikit-learn's
+        self.degrees_of_freedom_ = as_np(p["nu"])[()]
         prior = self._prior
         self.weight_concentration_prior_ = prior.weight_concentration
         self.mean_precision_prior_ = prior.mean_precision
         self.mean_prior_ = as_np(prior.mean)
         self.degrees_of_freedom_prior_ = prior.degrees_of_freedom
-        self.covariance_prior_ = as_np(prior.covariance)
+        self.covariance_prior_ = as_np(prior.covariance)[()]
         self.elbos_ = list(p.get("elbo_trace", []))
         self.elbo_ = self.elbos_[-1] if self.elbos_ else float("nan")
 
     def variational_parameters(self):
         """The fitted ``q`` as float64 tensors (data coordinates): ``conc`` ((K,) or (2, K)),
-        ``beta`` (K,), ``means`` (K, D), ``nu`` (K,), ``psi`` ((K, D, D) or (K, D))."""
+        ``beta`` (K,), ``means`` (K, D), ``nu`` ((K,); tied: 0-d), ``psi`` (``W^-1``: (K, D, D)
+        full, (D, D) tied, (K, D) diag, (K,) spherical with ``W_k = I/psi_k``)."""
         self._check_is_fitted()
         p = self._params
         return {"conc": p["conc"].clone(), "beta": p["beta"].clone(), "means": p["means"] + self._shift,
@@ -210,7 +220,8 @@ class BayesianGaussianMixture(BaseGaussianMixture):
                     not torch.allclose(R.sum(1), torch.ones_like(R[:, 0]), atol=1e-8):
                 raise ValueError("resp must be finite, non-negative, with rows summing to 1")
         neg_entropy = torch.special.xlogy(R, R).sum()
-        nk, xk, sk = self._moments(self._suff_stats(Z, R.to(Z.dtype), is_log=False))
+        scatter = self._gram(Z) if self._kind == "tied" else None  # of X, not of the training data
+        nk, xk, sk = self._moments(self._suff_stats(Z, R.to(Z.dtype), is_log=False), scatter)
         p = self._params
         q = {k: p[k] for k in ("beta", "means", "nu", "psi")}
         return float(gw.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))

@@ -20,6 +20,18 @@ N(m_k, (beta_k Lambda_k)^-1)``. Each coordinate update is ``log q_j* = E_{-j}[lo
 * ``q(mu, Lambda)``: ``beta_k = beta0 + N_k``, ``m_k = (beta0 m0 + N_k xbar_k)/beta_k``,
   ``nu_k = nu0 + N_k``, ``W_k^-1 = Psi_k = Psi0 + N_k S_k + N_k beta0/beta_k (xbar_k - m0)(xbar_k - m0)^T``.
 
+``covariance_type="tied"`` and ``"spherical"`` are scikit-learn's, and keep the model above
+(``K`` independent ``Wishart(nu0, W0)`` precisions); they restrict ``q``:
+
+* ``"tied"``: every ``q(Lambda_k)`` is the same ``Wishart(nu, W)``. The best shared factor is
+  ``q ∝ exp(mean_k E_{-Lambda}[log p_k])``: ``nu = nu0 + N/K``, ``W^-1 = Psi = Psi0 + (N S +
+  sum_k N_k beta0/beta_k (xbar_k - m0)(xbar_k - m0)^T)/K`` with ``S`` the pooled within-component
+  covariance; the ELBO counts its Wishart terms ``K`` times (``nu`` is a scalar, ``Psi`` (D, D)).
+* ``"spherical"``: ``W_k = I/psi_k`` (prior ``W0 = I/psi0``, ``psi0`` a number; ``Lambda_k`` is
+  still a Wishart matrix, with mean ``nu_k/psi_k I``). The best scalar scale for the full
+  update's ``Psi_k`` is ``psi_k = tr(Psi_k)/D = psi0 + N_k s_k + N_k beta0/beta_k |xbar_k - m0|^2/D``
+  with ``s_k`` the mean per-dimension variance, and ``nu_k = nu0 + N_k`` stays optimal.
+
 ``covariance_type="diag"`` has two families with the same statistics ``Psi_kd``:
 
 * ``"wishart"`` (scikit-learn's ``diag``): the Wishart above restricted to a diagonal
@@ -67,8 +79,8 @@ _F64 = torch.float64
 class GaussianWishartPrior:
     """Validated hyperparameters (float64 tensors on the data's device).
 
-    ``mean`` (D,), ``covariance`` the inverse Wishart scale ``Psi0``: (D, D) for ``full``,
-    (D,) for ``diag``.
+    ``mean`` (D,), ``covariance`` the inverse Wishart scale ``Psi0``: (D, D) for ``full`` and
+    ``tied``, (D,) for ``diag``, a 0-d tensor ``psi0`` (``Psi0 = psi0 I``) for ``spherical``.
     """
 
     weight_type: str
@@ -112,13 +124,13 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
 
     Defaults: ``weight_concentration_prior = 1/K``, ``mean_precision_prior = 1``,
     ``mean_prior = mean(X)``, ``degrees_of_freedom_prior = D``, ``covariance_prior =
-    cov(X)`` (full, ``ddof=1``) or ``var(X, ddof=1)`` (diag).
+    cov(X)`` (full and tied, ``ddof=1``), ``var(X, ddof=1)`` (diag) or its mean (spherical).
 
     Parameters
     ----------
     X : tensor (N, D), validated data (only its mean/covariance and shape are used).
     """
-    check_choice(covariance_type, ("full", "diag"), "covariance_type")
+    check_choice(covariance_type, ("full", "tied", "diag", "spherical"), "covariance_type")
     check_choice(weight_concentration_prior_type, WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
     check_choice(diag_family, ("wishart", "gamma"), "diag_family")
     n, d = X.shape
@@ -148,21 +160,34 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
     if covariance_prior is None:
         if n < 2:
             raise ValueError("the default covariance_prior needs at least 2 samples; pass covariance_prior")
-        psi0 = torch.atleast_2d(torch.cov(Xd.T)) if covariance_type == "full" else Xd.var(0, unbiased=True)
-        if covariance_type == "full" and bool((torch.linalg.cholesky_ex(psi0)[1] != 0)):
+        if covariance_type in ("full", "tied"):
+            psi0 = torch.atleast_2d(torch.cov(Xd.T))
+        else:
+            psi0 = Xd.var(0, unbiased=True)
+            if covariance_type == "spherical":
+                psi0 = psi0.mean()
+        if covariance_type in ("full", "tied") and bool((torch.linalg.cholesky_ex(psi0)[1] != 0)):
             raise ValueError("the data covariance (the default covariance_prior) is not positive definite; "
                              "pass covariance_prior")
         if covariance_type == "diag" and not bool((psi0 > 0).all()):
             raise ValueError("a feature has zero variance (the default covariance_prior); pass covariance_prior")
+        if covariance_type == "spherical" and not bool(psi0 > 0):
+            raise ValueError("the data have zero variance (the default covariance_prior); pass covariance_prior")
     else:
         psi0 = _as_f64(covariance_prior, "covariance_prior", dev)
-        if covariance_type == "full":
+        if covariance_type in ("full", "tied"):
             if tuple(psi0.shape) != (d, d):
-                raise ValueError(f"full covariance_prior should have shape ({d}, {d}), got {tuple(psi0.shape)}")
+                raise ValueError(f"{covariance_type} covariance_prior should have shape ({d}, {d}), "
+                                 f"got {tuple(psi0.shape)}")
             if not torch.allclose(psi0, psi0.T, rtol=1e-8, atol=1e-12):
-                raise ValueError("full covariance_prior must be symmetric")
+                raise ValueError(f"{covariance_type} covariance_prior must be symmetric")
             if bool(torch.linalg.cholesky_ex(psi0)[1] != 0):
-                raise ValueError("full covariance_prior must be positive definite")
+                raise ValueError(f"{covariance_type} covariance_prior must be positive definite")
+        elif covariance_type == "spherical":
+            if psi0.dim() != 0:
+                raise ValueError(f"spherical covariance_prior should be a number, got shape {tuple(psi0.shape)}")
+            if not bool(psi0 > 0):
+                raise ValueError("spherical covariance_prior must be positive")
         else:
             if tuple(psi0.shape) != (d,):
                 raise ValueError(f"diag covariance_prior should have shape ({d},), got {tuple(psi0.shape)}")
@@ -223,27 +248,36 @@ def _log_norm_weight(conc, weight_type):
 # --------------------------------------------------------------- components
 def component_update(nk, xk, sk, prior: GaussianWishartPrior):
     """``q(mu, Lambda)`` from soft counts ``nk`` (K,), means ``xk`` (K, D) and covariances
-    ``sk`` ((K, D, D) full, (K, D) diag; ``reg_covar`` already added when wanted).
+    ``sk`` ((K, D, D) full, (D, D) tied (pooled), (K, D) diag, (K,) spherical (the mean
+    per-dimension variance); ``reg_covar`` already added when wanted).
 
-    Returns a dict ``beta`` (K,), ``means`` (K, D), ``nu`` (K,), ``psi`` (``W^-1``: (K, D, D)
-    or (K, D)).
+    Returns a dict ``beta`` (K,), ``means`` (K, D), ``nu`` ((K,); tied: 0-d), ``psi`` (``W^-1``:
+    (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical ``psi_k`` with ``W_k = I/psi_k``).
     """
+    kind = prior.covariance_type
     beta = prior.mean_precision + nk
     means = (prior.mean_precision * prior.mean + nk[:, None] * xk) / beta[:, None]
-    nu = prior.degrees_of_freedom + nk
     diff = xk - prior.mean
     shrink = nk * prior.mean_precision / beta
-    if prior.covariance_type == "full":
+    if kind == "tied":  # the shared factor: the mean over components of the full update
+        k = nk.shape[0]
+        nu = prior.degrees_of_freedom + nk.sum() / k
+        psi = prior.covariance + (nk.sum() * sk + (shrink[:, None] * diff).T @ diff) / k
+        return {"beta": beta, "means": means, "nu": nu, "psi": psi}
+    nu = prior.degrees_of_freedom + nk
+    if kind == "full":
         psi = prior.covariance + nk[:, None, None] * sk + shrink[:, None, None] * diff[:, :, None] * diff[:, None, :]
-    else:
+    elif kind == "diag":
         psi = prior.covariance + nk[:, None] * sk + shrink[:, None] * diff * diff
+    else:  # spherical: tr(Psi_k)/D of the full update
+        psi = prior.covariance + nk * sk + shrink * (diff * diff).mean(1)
     return {"beta": beta, "means": means, "nu": nu, "psi": psi}
 
 
 def _multi_digamma_sum(nu, d):
-    """``sum_{i=0}^{D-1} digamma((nu - i)/2)`` for nu (K,)."""
+    """``sum_{i=0}^{D-1} digamma((nu - i)/2)`` for nu of any shape."""
     i = torch.arange(d, dtype=nu.dtype, device=nu.device)
-    return torch.digamma(0.5 * (nu[:, None] - i)).sum(1)
+    return torch.digamma(0.5 * (nu[..., None] - i)).sum(-1)
 
 
 def _multi_lgamma_sum(nu, d):
@@ -258,17 +292,20 @@ def log_wishart_normalizer(nu, logdet_w, d):
             - _multi_lgamma_sum(nu, d))
 
 
-def _logdet_psi(psi, kind):
-    if kind == "full":
+def _logdet_psi(psi, kind, d):
+    """``log |Psi_k|`` (K,) (tied: 0-d) of the inverse scales ``psi`` of a covariance type."""
+    if kind in ("full", "tied"):
         return 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(psi), dim1=-2, dim2=-1)).sum(-1)
-    return torch.log(psi).sum(-1)
+    if kind == "diag":
+        return torch.log(psi).sum(-1)
+    return d * torch.log(psi)
 
 
 def expected_log_det(q, prior: GaussianWishartPrior, logdet_psi=None):
-    """``E_q[log |Lambda_k|]`` (K,)."""
+    """``E_q[log |Lambda_k|]`` (K,) (tied: 0-d, the shared factor's)."""
     d, nu = prior.n_features, q["nu"]
     if logdet_psi is None:
-        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type)
+        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type, d)
     if prior.covariance_type == "diag" and prior.diag_family == "gamma":
         return d * torch.digamma(0.5 * nu) + d * math.log(2.0) - logdet_psi
     return _multi_digamma_sum(nu, d) + d * math.log(2.0) - logdet_psi
@@ -278,16 +315,18 @@ def estep_constants(conc, q, prior: GaussianWishartPrior, logdet_psi=None):
     """Per-component constant of the E-step (K,): ``E[log pi_k] + E[log|Lambda_k|]/2
     - D/2 log 2pi - D/(2 beta_k)``; the rest is ``-(x - m_k)^T P_k (x - m_k)/2`` with
     ``P_k = E[Lambda_k]``."""
-    d = prior.n_features
+    d = prior.n_features  # tied: E[log|Lambda|] is 0-d and broadcasts
     return (expected_log_weights(conc, prior.weight_type) + 0.5 * expected_log_det(q, prior, logdet_psi)
             - 0.5 * d * _LOG_2PI - 0.5 * d / q["beta"])
 
 
 def expected_precision(q, prior):
-    """``E_q[Lambda_k] = nu_k W_k``: (K, D, D) full, (K, D) diag."""
-    if prior.covariance_type == "full":
-        return q["nu"][:, None, None] * torch.cholesky_inverse(torch.linalg.cholesky(q["psi"]))
-    return q["nu"][:, None] / q["psi"]
+    """``E_q[Lambda_k] = nu_k W_k``: (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical
+    (the ``lambda_k`` of ``lambda_k I``)."""
+    kind, nu = prior.covariance_type, q["nu"]
+    if kind in ("full", "tied"):
+        return nu[..., None, None] * torch.cholesky_inverse(torch.linalg.cholesky(q["psi"]))
+    return (nu[:, None] if kind == "diag" else nu) / q["psi"]
 
 
 # --------------------------------------------------------------- objectives
@@ -298,10 +337,16 @@ def sklearn_lower_bound(neg_entropy_z, conc, q, prior, logdet_psi=None):
     """
     d = prior.n_features
     if logdet_psi is None:
-        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type)
+        logdet_psi = _logdet_psi(q["psi"], prior.covariance_type, d)
     log_b = log_wishart_normalizer(q["nu"], -logdet_psi, d) + 0.25 * d * (d - 1) * math.log(math.pi)
+    log_b = log_b.expand_as(q["beta"])  # tied: the shared factor once per component
     return (-neg_entropy_z - log_b.sum() - _log_norm_weight(conc, prior.weight_type)
             - 0.5 * d * torch.log(q["beta"]).sum())
+
+
+def _quad_form(P, v):
+    """``v_k^T P_k v_k`` (K,) for ``v`` (K, D) and ``P`` (K, D, D) or one shared (D, D)."""
+    return ((v[:, None, :] @ P).squeeze(-2) * v).sum(-1)
 
 
 def elbo(neg_entropy_z, nk, xk, sk_raw, conc, q, prior, precision=None, logdet_psi=None):
@@ -310,14 +355,16 @@ def elbo(neg_entropy_z, nk, xk, sk_raw, conc, q, prior, precision=None, logdet_p
     Parameters
     ----------
     neg_entropy_z : scalar tensor, ``sum_nk r_nk log r_nk``.
-    nk, xk, sk_raw : soft counts (K,), weighted means (K, D), weighted covariances
-        ((K, D, D) or (K, D)) of the responsibilities in ``q(z)`` (no regulariser).
-    conc, q : ``q(pi)`` and ``q(mu, Lambda)`` (any member of the family).
+    nk, xk, sk_raw : soft counts (K,), weighted means (K, D), weighted covariances of the
+        responsibilities in ``q(z)`` (no regulariser), shaped as in :func:`component_update`
+        (tied: the pooled covariance, ``sum_k N_k S_k / N``).
+    conc, q : ``q(pi)`` and ``q(mu, Lambda)`` (any member of the family). For tied the
+        Wishart terms of the shared ``q(Lambda)`` count once per component.
     """
     d, kind = prior.n_features, prior.covariance_type
     gamma = kind == "diag" and prior.diag_family == "gamma"
     if logdet_psi is None:
-        logdet_psi = _logdet_psi(q["psi"], kind)
+        logdet_psi = _logdet_psi(q["psi"], kind, d)
     if precision is None:
         precision = expected_precision(q, prior)
     e_logdet = expected_log_det(q, prior, logdet_psi)
@@ -325,12 +372,17 @@ def elbo(neg_entropy_z, nk, xk, sk_raw, conc, q, prior, precision=None, logdet_p
     dm = xk - m
     dm0 = m - prior.mean
     beta0, nu0 = prior.mean_precision, prior.degrees_of_freedom
-    if kind == "full":
-        quad = nk * ((precision * sk_raw).sum((-2, -1)) + torch.einsum("kd,kde,ke->k", dm, precision, dm))
-        prior_quad = torch.einsum("kd,kde,ke->k", dm0, precision, dm0)
-    else:
+    # quad_k = N_k E[tr(Lambda_k S_k) + (xbar_k - mu_k)^T Lambda_k (xbar_k - mu_k)] less the D/beta_k
+    # (tied: one P, so sum_k N_k tr(P S_k) = sum_k N_k tr(P S_pooled))
+    if kind in ("full", "tied"):
+        quad = nk * ((precision * sk_raw).sum((-2, -1)) + _quad_form(precision, dm))
+        prior_quad = _quad_form(precision, dm0)
+    elif kind == "diag":
         quad = nk * (precision * (sk_raw + dm * dm)).sum(-1)
         prior_quad = (precision * dm0 * dm0).sum(-1)
+    else:  # spherical: sk_raw is the mean per-dimension variance
+        quad = nk * precision * (d * sk_raw + (dm * dm).sum(-1))
+        prior_quad = precision * (dm0 * dm0).sum(-1)
     loglik = (nk * (0.5 * e_logdet - 0.5 * d * _LOG_2PI - 0.5 * d / beta) - 0.5 * quad).sum()
     log_pi = (nk * expected_log_weights(conc, prior.weight_type)).sum()
     kl_mu = 0.5 * (d * beta0 / beta - d + d * torch.log(beta / beta0) + beta0 * prior_quad)
@@ -340,12 +392,14 @@ def elbo(neg_entropy_z, nk, xk, sk_raw, conc, q, prior, precision=None, logdet_p
         kl_lam = ((a - a0) * torch.digamma(a) - torch.lgamma(a) + math.lgamma(a0)
                   + a0 * (torch.log(b) - torch.log(b0)) + a * (b0 - b) / b).sum(-1)
     else:
-        if kind == "full":
-            logdet_psi0 = 2.0 * torch.log(torch.diagonal(torch.linalg.cholesky(prior.covariance))).sum()
+        logdet_psi0 = _logdet_psi(prior.covariance, kind, d)
+        if kind in ("full", "tied"):
             tr = (prior.covariance * precision).sum((-2, -1)) / nu  # tr(Psi0 W_k)
-        else:
-            logdet_psi0 = torch.log(prior.covariance).sum()
+        elif kind == "diag":
             tr = (prior.covariance * precision).sum(-1) / nu
+        else:
+            tr = d * prior.covariance * precision / nu
         kl_lam = (log_wishart_normalizer(nu, -logdet_psi, d) - log_wishart_normalizer(nu0, -logdet_psi0, d)
                   + 0.5 * (nu - nu0) * e_logdet - 0.5 * nu * d + 0.5 * nu * tr)
+        kl_lam = kl_lam.expand_as(beta)  # tied: the shared factor's KL once per component
     return loglik + log_pi - neg_entropy_z - _weights_kl(conc, prior) - (kl_mu + kl_lam).sum()

@@ -100,7 +100,18 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
             x = kernels.design_x(Z, self._kind, X.shape[1])
             sq = float(torch.linalg.vector_norm(x, dtype=_STAT)) ** 2  # no (n, D) temporary
             self._var_floor = 100 * torch.finfo(X.dtype).eps * sq / x.numel()
+            if self._kind == "tied":  # total scatter of the centred data, constant over the iterations
+                self._scatter = self._gram(Z)
         return Z
+
+    def _gram(self, Z):
+        """``sum_n x_n x_n^T`` (D, D) of the centred data in a full/tied design (float64)."""
+        d = self._d
+        acc = torch.zeros((d, d), dtype=_STAT, device=Z.device)
+        for sl in self._chunks(Z.shape[0]):
+            x = Z[sl, :d]
+            acc += (x.T @ x).to(_STAT)
+        return acc
 
     def _chunk_rows(self, n_samples):
         return kernels.chunk_rows(self._kind, self._k, self._d)
@@ -374,21 +385,6 @@ class GaussianMixture(BaseGaussianMixture):
             elif bool((p <= 0).any()):
                 raise ValueError(f"'{kind} precision' should be positive")
             self._p_init = p
-
-    # ------------------------------------------------------------ data
-    def _prepare_data(self, X, fitting):
-        Z = super()._prepare_data(X, fitting)
-        if fitting and self._kind == "tied":  # total scatter of the centred data, constant over EM
-            self._scatter = self._gram(Z)
-        return Z
-
-    def _gram(self, Z):
-        d = self._d
-        acc = torch.zeros((d, d), dtype=_STAT, device=Z.device)
-        for sl in self._chunks(Z.shape[0]):
-            x = Z[sl, :d]
-            acc += (x.T @ x).to(_STAT)
-        return acc
 
     # ------------------------------------------------------------ init
     def _user_initialised(self):
