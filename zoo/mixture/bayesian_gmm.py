@@ -31,6 +31,7 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from pyro.ops.indexing import Vindex
 from torch.distributions import biject_to, constraints, transform_to
+from sklearn.utils._param_validation import validate_parameter_constraints
 from torch.distributions.transforms import Transform
 
 from .._checks import check_choice, check_positive_int
@@ -171,10 +172,11 @@ class BayesianGMM(EnumeratedMixture):
             eye = torch.eye(self.n_features, dtype=torch.float64)  # a stand-in data set with a PD covariance
             self.prior(torch.cat([eye, -eye]))
         else:
-            for name in ("weight_concentration_prior", "mean_precision_prior"):
-                v = getattr(self, name)
-                if v is not None:
-                    gw._check_positive(v, name)
+            validate_parameter_constraints(
+                gw.PRIOR_PARAMETER_CONSTRAINTS,
+                {k: getattr(self, k) for k in ("weight_concentration_prior", "mean_precision_prior",
+                                               "degrees_of_freedom_prior", "covariance_prior", "mean_prior")},
+                caller_name=owner)
         self._prior_cache = None
 
     @property

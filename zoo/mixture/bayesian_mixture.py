@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from numbers import Real
-
 import numpy as np
 import torch
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
@@ -79,13 +77,8 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     _covariance_types = ("full", "tied", "diag", "spherical")
     _parameter_constraints: dict = {
         **BaseGaussianMixture._parameter_constraints,
-        "weight_concentration_prior_type": [StrOptions({"dirichlet_process", "dirichlet_distribution"})],
-        "weight_concentration_prior": [None, Interval(Real, 0.0, None, closed="neither")],
-        "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
-        "mean_prior": [None, "array-like"],
-        "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
-        "covariance_prior": [None, "array-like", Interval(Real, 0.0, None, closed="neither")],
-        "diag_family": [StrOptions({"wishart", "gamma"})],
+        **gw.PRIOR_PARAMETER_CONSTRAINTS,
+        "covariance_type": [StrOptions(set(_covariance_types))],
     }
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,

@@ -55,18 +55,18 @@ constants when ``q(theta)`` is the exact update (``reg_covar=0``).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 import torch
-
-from .._checks import check_choice
+from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
+from sklearn.utils.validation import check_array
 
 __all__ = [
     "GaussianWishartPrior", "make_prior", "weight_update", "expected_log_weights", "mixture_weights",
     "component_update", "expected_log_det", "estep_constants", "expected_precision", "elbo",
-    "sklearn_lower_bound", "log_wishart_normalizer", "WEIGHT_PRIOR_TYPES",
+    "sklearn_lower_bound", "log_wishart_normalizer", "WEIGHT_PRIOR_TYPES", "PRIOR_PARAMETER_CONSTRAINTS",
 ]
 
 
@@ -97,23 +97,26 @@ class GaussianWishartPrior:
         return self.mean.shape[0]
 
 
-def _check_positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or not value > 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+#: The constraints of the prior's hyperparameters (scikit-learn's ``_parameter_constraints``
+#: entries), shared by :func:`make_prior`, ``BayesianGaussianMixture`` and the Pyro ``bayesian_gmm``.
+PRIOR_PARAMETER_CONSTRAINTS: dict = {
+    "covariance_type": [StrOptions({"full", "tied", "diag", "spherical"})],
+    "weight_concentration_prior_type": [StrOptions({"dirichlet_process", "dirichlet_distribution"})],
+    "weight_concentration_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+    "mean_precision_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+    "mean_prior": [None, "array-like"],
+    "degrees_of_freedom_prior": [None, Interval(Real, 0.0, None, closed="neither")],
+    "covariance_prior": [None, "array-like", Interval(Real, 0.0, None, closed="neither")],
+    "diag_family": [StrOptions({"wishart", "gamma"})],
+}
 
 
 def _as_f64(value, name, device):
-    try:
-        if isinstance(value, torch.Tensor):
-            t = value.detach().to(device=device, dtype=_F64)
-        else:
-            t = torch.as_tensor(np.asarray(value, dtype=np.float64), device=device)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} could not be read as a numeric array: {exc}") from None
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return t
+    """A user-given array as a finite float64 tensor (scikit-learn's ``check_array`` messages)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    arr = check_array(value, dtype=np.float64, ensure_2d=False, input_name=name)
+    return torch.as_tensor(arr, device=device)
 
 
 def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
@@ -130,33 +133,32 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
     ----------
     X : tensor (N, D), validated data (only its mean/covariance and shape are used).
     """
-    check_choice(covariance_type, ("full", "tied", "diag", "spherical"), "covariance_type")
-    check_choice(weight_concentration_prior_type, WEIGHT_PRIOR_TYPES, "weight_concentration_prior_type")
-    check_choice(diag_family, ("wishart", "gamma"), "diag_family")
+    params = dict(covariance_type=covariance_type, weight_concentration_prior_type=weight_concentration_prior_type,
+                  weight_concentration_prior=weight_concentration_prior, mean_precision_prior=mean_precision_prior,
+                  mean_prior=mean_prior, degrees_of_freedom_prior=degrees_of_freedom_prior,
+                  covariance_prior=covariance_prior, diag_family=diag_family)
+    validate_parameter_constraints(PRIOR_PARAMETER_CONSTRAINTS, params, caller_name="the Gauss-Wishart prior")
     n, d = X.shape
     dev = X.device
     Xd = X.to(_F64)
-    wc = 1.0 / n_components if weight_concentration_prior is None else \
-        _check_positive(weight_concentration_prior, "weight_concentration_prior")
-    beta0 = 1.0 if mean_precision_prior is None else _check_positive(mean_precision_prior, "mean_precision_prior")
+    # messages below: scikit-learn's for the same situations
+    wc = 1.0 / n_components if weight_concentration_prior is None else float(weight_concentration_prior)
+    beta0 = 1.0 if mean_precision_prior is None else float(mean_precision_prior)
     if mean_prior is None:
         m0 = Xd.mean(0)
     else:
         m0 = _as_f64(mean_prior, "mean_prior", dev)
         if tuple(m0.shape) != (d,):
-            raise ValueError(f"mean_prior should have shape ({d},), got {tuple(m0.shape)}")
+            raise ValueError(f"The parameter 'means' should have the shape of {(d,)}, but got {tuple(m0.shape)}")
     gamma_family = covariance_type == "diag" and diag_family == "gamma"
     if degrees_of_freedom_prior is None:
         nu0 = float(d)
     else:
-        nu0 = degrees_of_freedom_prior
-        if isinstance(nu0, bool) or not isinstance(nu0, numbers.Real) or not math.isfinite(nu0):
-            raise ValueError(f"degrees_of_freedom_prior must be a finite number, got {nu0!r}")
-        floor = 0.0 if gamma_family else d - 1.0
-        if not nu0 > floor:
-            raise ValueError(f"degrees_of_freedom_prior must be greater than {floor:g} (D - 1 for a Wishart "
-                             f"on {d} features), got {nu0!r}")
-        nu0 = float(nu0)
+        nu0 = float(degrees_of_freedom_prior)
+        floor = 0 if gamma_family else d - 1
+        if not nu0 > floor or not math.isfinite(nu0):
+            raise ValueError(f"The parameter 'degrees_of_freedom_prior' should be greater than {floor}, but got "
+                             f"{nu0:.3f}.")
     if covariance_prior is None:
         if n < 2:
             raise ValueError("the default covariance_prior needs at least 2 samples; pass covariance_prior")
@@ -175,24 +177,19 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
             raise ValueError("the data have zero variance (the default covariance_prior); pass covariance_prior")
     else:
         psi0 = _as_f64(covariance_prior, "covariance_prior", dev)
+        shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[covariance_type]
+        if tuple(psi0.shape) != shape:
+            raise ValueError(f"The parameter '{covariance_type} covariance_prior' should have the shape of {shape}, "
+                             f"but got {tuple(psi0.shape)}")
         if covariance_type in ("full", "tied"):
-            if tuple(psi0.shape) != (d, d):
-                raise ValueError(f"{covariance_type} covariance_prior should have shape ({d}, {d}), "
-                                 f"got {tuple(psi0.shape)}")
-            if not torch.allclose(psi0, psi0.T, rtol=1e-8, atol=1e-12):
-                raise ValueError(f"{covariance_type} covariance_prior must be symmetric")
-            if bool(torch.linalg.cholesky_ex(psi0)[1] != 0):
-                raise ValueError(f"{covariance_type} covariance_prior must be positive definite")
+            if not torch.allclose(psi0, psi0.T) or bool(torch.linalg.cholesky_ex(psi0)[1] != 0):
+                raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")
         elif covariance_type == "spherical":
-            if psi0.dim() != 0:
-                raise ValueError(f"spherical covariance_prior should be a number, got shape {tuple(psi0.shape)}")
             if not bool(psi0 > 0):
-                raise ValueError("spherical covariance_prior must be positive")
-        else:
-            if tuple(psi0.shape) != (d,):
-                raise ValueError(f"diag covariance_prior should have shape ({d},), got {tuple(psi0.shape)}")
-            if not bool((psi0 > 0).all()):
-                raise ValueError("diag covariance_prior must be positive")
+                raise ValueError(f"The parameter 'spherical covariance_prior' should be greater than 0., but got "
+                                 f"{float(psi0):.3f}.")
+        elif not bool((psi0 > 0).all()):
+            raise ValueError("'diag precision' should be positive")
     return GaussianWishartPrior(weight_concentration_prior_type, wc, beta0, m0, nu0, psi0, covariance_type,
                                 diag_family)
 
