@@ -50,7 +50,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from zoo.mixture._base import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
+from zoo._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
 
 __all__ = ["MixtureOfLinearModels", "least_squares_update"]
 

@@ -8,7 +8,7 @@ component index enumerated out, over :class:`EnumeratedMixture`: :class:`Gaussia
 (registered as ``gmm``) and :class:`BayesianGMM` (``bayesian_gmm``). All of them evaluate
 Gaussians through the kernels of :mod:`._gaussian`, one function per step and covariance type.
 """
-from ._base import expected_failed_checks
+from .._estimator import expected_failed_checks
 from .bayesian_gmm import BayesianGMM, BayesianGMMGuide, Wishart, bayesian_gmm, stick_breaking
 from .bayesian_mixture import BayesianGaussianMixture
 from .gaussian_mixture import BaseGaussianMixture, DegenerateComponentWarning, GaussianMixture
