@@ -28,11 +28,13 @@ def _one_thread():
 
 
 def _data(name):
+    # Integer pixels and one-decimal measurements give exact distance ties (in decimal), which
+    # each library breaks by its own rounding (both right); a tiny jitter makes the labels well
+    # defined.
     if name == "iris":
-        return load_iris().data, 3
+        X = load_iris().data
+        return X + np.random.default_rng(0).normal(scale=1e-6, size=X.shape), 3
     if name == "digits":
-        # integer pixels give exact distance ties, which either library may break
-        # its own way (both right); a tiny jitter makes the labels well defined
         X = load_digits().data
         return X + np.random.default_rng(0).normal(scale=1e-3, size=X.shape), 10
     X, _ = make_blobs(n_samples=500, centers=5, n_features=4, cluster_std=2.5, random_state=0)
