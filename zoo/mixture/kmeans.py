@@ -60,8 +60,11 @@ def _assignment_coef(centers: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _assign(z: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest centre of each design row (the first one on a tie, as scikit-learn)."""
-    return torch.argmax(coef @ z[:, 1:].T, dim=0)
+    """Index of the nearest centre of each design row (the first one on a tie, as scikit-learn).
+
+    ``max`` rather than ``argmax``: over the (K, n) layout it runs several times faster on CPU.
+    """
+    return (coef @ z[:, 1:].T).max(dim=0).indices
 
 
 def _same_clustering(labels1: torch.Tensor, labels2: torch.Tensor, n_clusters: int) -> bool:
