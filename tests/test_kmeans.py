@@ -177,6 +177,34 @@ def test_cluster_left_empty_as_sklearn():
             _assert_same_run(ours, ref)
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")
+@pytest.mark.parametrize("position", ["last", "first"])
+@pytest.mark.parametrize("max_iter", [1, 2, 300])
+def test_zero_weight_clusters_as_sklearn(position, max_iter):
+    """A cluster of zero-weight points is empty; the farthest point weighs 0 too, so moving it
+    leaves the cluster empty and it takes the heaviest cluster's row (its mean after it, its
+    sum before it, as scikit-learn's loop)."""
+    X, _ = make_blobs(200, centers=3, n_features=2, random_state=0)
+    X = np.vstack([X, [[50.0, 50.0]], np.full((5, 2), -20.0) + np.arange(5)[:, None] * 0.1])
+    sw = np.ones(len(X))
+    sw[200:] = 0.0
+    init = [X[0], X[1], X[2]]
+    init.insert(len(init) if position == "last" else 0, [-20.0, -20.0])
+    ref, ours = _fit_both(X, np.array(init), sample_weight=sw, max_iter=max_iter)
+    _assert_same_run(ours, ref, centres_rtol=1e-10)
+
+
+def test_a_repeated_centre_never_wins_its_ties():
+    """Equal centres tie everywhere and the first wins, as in scikit-learn's loop; a matrix
+    product need not give equal rows equal results (here, 11 centres: it does not)."""
+    X, _ = make_blobs(586, centers=7, n_features=10, random_state=55)
+    km = KMeans(11, random_state=0).fit(X)
+    km.cluster_centers_[8] = km.cluster_centers_[1]
+    labels = km.predict(X)
+    np.testing.assert_array_equal(labels, ((X[:, None] - km.cluster_centers_[None]) ** 2).sum(-1).argmin(1))
+    assert np.any(labels == 1) and not np.any(labels == 8)
+
+
 def test_fixed_point_stops_after_one_iteration():
     X, k = _data("blobs")
     centres = KMeans(k, init=X[:k]).fit(X).cluster_centers_

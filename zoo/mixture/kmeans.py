@@ -48,23 +48,39 @@ def _sample_weight(sample_weight, n_samples, dtype: torch.dtype, device) -> torc
     return torch.as_tensor(w, device=device)
 
 
-def _assignment_coef(centers: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """``(K, D+1)`` rows ``[c_k, -|c_k|^2 / 2]``: ``[x, 1] @ coef.T = x.c_k - |c_k|^2 / 2``.
+def _assignment_coef(centers: torch.Tensor, dtype: torch.dtype):
+    """``(coef, repeated)``: the ``(K, D+1)`` rows ``[c_k, -|c_k|^2 / 2]`` in ``dtype``, so that
+    ``[x, 1] @ coef.T = x.c_k - |c_k|^2 / 2``, and the indices of the rows equal to an earlier
+    row (None when there are none).
 
     The spherical coefficients (unit precisions, zero constants) without their ``|x|^2``
     column: ``-|x|^2 / 2`` is the same for every centre, and leaving it out of the arg-max
-    leaves out its rounding too (scikit-learn's assignment also drops it).
+    leaves out its rounding too (scikit-learn's assignment also drops it). A repeated centre
+    ties everywhere with its first copy, which wins; a matrix product need not give equal rows
+    equal results, so the repeats are taken out rather than left to its rounding.
     """
     ones = centers.new_ones(centers.shape[0])
-    return kernels.coefficients("spherical", centers, ones, torch.zeros_like(ones), dtype=dtype)["At"][:, 1:]
+    coef = kernels.coefficients("spherical", centers, ones, torch.zeros_like(ones), dtype=dtype)["At"][:, 1:]
+    unique, inverse = torch.unique(coef, dim=0, return_inverse=True)
+    if unique.shape[0] == coef.shape[0]:
+        return coef, None
+    order = torch.arange(coef.shape[0], device=coef.device)
+    first = torch.full((unique.shape[0],), coef.shape[0], dtype=order.dtype, device=coef.device)
+    first.scatter_reduce_(0, inverse, order, "amin")
+    return coef, torch.nonzero(first[inverse] != order).flatten()
 
 
-def _assign(z: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest centre of each design row (the first one on a tie, as scikit-learn).
+def _assign(z: torch.Tensor, coef) -> torch.Tensor:
+    """Index of the nearest centre of each design row (the first one on a tie, as scikit-learn),
+    for :func:`_assignment_coef` ``coef``.
 
     ``max`` rather than ``argmax``: over the (K, n) layout it runs several times faster on CPU.
     """
-    return (coef @ z[:, 1:].T).max(dim=0).indices
+    coef, repeated = coef
+    scores = coef @ z[:, 1:].T
+    if repeated is not None:
+        scores[repeated] = -math.inf
+    return scores.max(dim=0).indices
 
 
 def _same_clustering(labels1: torch.Tensor, labels2: torch.Tensor, n_clusters: int) -> bool:
