@@ -259,7 +259,8 @@ def test_n_init_auto_as_sklearn(init, capsys):
     expected = capsys.readouterr().out.count("Initialization complete")
     KMeans(k, init=init, verbose=1, random_state=0).fit(X)
     out = capsys.readouterr().out
-    assert out.count("Initialization complete") == expected == (10 if callable(init) or isinstance(init, str) and init == "random" else 1)
+    runs = 10 if callable(init) or isinstance(init, str) and init == "random" else 1
+    assert out.count("Initialization complete") == expected == runs
     assert "Iteration 0, inertia" in out and "Converged at iteration" in out
 
 

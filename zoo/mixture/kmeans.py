@@ -10,7 +10,6 @@ device and in its dtype (centres, sums and inertia are accumulated in float64).
 from __future__ import annotations
 
 import math
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -262,7 +261,8 @@ default='k-means++'
         return n_init
 
     def _check_centers(self, centers, n_features, dtype):
-        """User-given centres as a float64 tensor of the data dtype's values (scikit-learn's checks)."""
+        """User-given centres as a tensor of the data dtype on the fitting device (scikit-learn's checks
+        and messages)."""
         if isinstance(centers, torch.Tensor):
             centers = centers.detach().cpu().numpy()
         centers = check_array(centers, dtype=_NP[dtype], copy=True, order="C")
