@@ -1,39 +1,143 @@
-"""K-means (Lloyd) as hard EM, and k-means++ seeding, on the spherical Gaussian design.
+"""K-means (Lloyd) with scikit-learn's semantics, and k-means++ seeding, on the spherical design.
 
-:class:`KMeans` is the EM driver of :mod:`zoo.mixture._base` at temperature 0 with equal
-weights and a fixed unit spherical variance; its E-step and :func:`kmeans_plusplus` use the
-spherical design and distance kernels of :mod:`zoo.mixture._gaussian`, the same code as the
-spherical :class:`~zoo.mixture.GaussianMixture`.
+:class:`KMeans` is a drop-in for :class:`sklearn.cluster.KMeans`: the same parameters,
+methods, fitted attributes, warnings and messages, and from the same initial centres the same
+iterations (labels, ``n_iter_``, inertia). Its distances are the spherical design and
+coefficients of :mod:`zoo.mixture._gaussian`, the code of the spherical
+:class:`~zoo.mixture.GaussianMixture`, in row chunks of batched matrix products on the data's
+device and in its dtype (centres, sums and inertia are accumulated in float64).
 """
 from __future__ import annotations
 
+import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
+from sklearn.utils.validation import _check_sample_weight, _is_arraylike_not_scalar
 
-from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from .._checks import as_data_tensor
 from . import _gaussian as kernels
-from ._base import TORCH_PARAMETER_CONSTRAINTS, EMBase, as_param, check_shape, to_numpy
+from ._base import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin, to_numpy
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
-_STAT = kernels.STAT
+_STAT = kernels.STAT  # dtype of centres, sums and inertia
+_NP = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def kmeans_plusplus(X, n_clusters, *, random_state=None, n_local_trials=None):
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007).
+# --------------------------------------------------------------------- helpers
+def _check_n_samples(n_samples, n_clusters):
+    if n_samples < n_clusters:
+        raise ValueError(f"n_samples={n_samples} should be >= n_clusters={n_clusters}.")
+
+
+def _sample_weight(sample_weight, n_samples, dtype: torch.dtype, device) -> torch.Tensor:
+    """scikit-learn's ``_check_sample_weight`` (its messages) for arrays and tensors alike: a
+    ``(n_samples,)`` tensor of the data dtype on ``device`` (ones when None)."""
+    if isinstance(sample_weight, torch.Tensor):
+        sample_weight = sample_weight.detach().cpu().numpy()
+    np_dtype = _NP[dtype]
+    w = _check_sample_weight(sample_weight, np.empty((n_samples, 0), dtype=np_dtype), dtype=np_dtype)
+    return torch.as_tensor(w, device=device)
+
+
+def _assignment_coef(centers: torch.Tensor, dtype: torch.dtype):
+    """``(coef, repeated)``: the ``(K, D+1)`` rows ``[c_k, -|c_k|^2 / 2]`` in ``dtype``, so that
+    ``[x, 1] @ coef.T = x.c_k - |c_k|^2 / 2``, and the indices of the rows equal to an earlier
+    row (None when there are none).
+
+    The spherical coefficients (unit precisions, zero constants) without their ``|x|^2``
+    column: ``-|x|^2 / 2`` is the same for every centre, and leaving it out of the arg-max
+    leaves out its rounding too (scikit-learn's assignment also drops it). A repeated centre
+    ties everywhere with its first copy, which wins; a matrix product need not give equal rows
+    equal results, so the repeats are taken out rather than left to its rounding.
+    """
+    ones = centers.new_ones(centers.shape[0])
+    coef = kernels.coefficients("spherical", centers, ones, torch.zeros_like(ones), dtype=dtype)["At"][:, 1:]
+    unique, inverse = torch.unique(coef, dim=0, return_inverse=True)
+    if unique.shape[0] == coef.shape[0]:
+        return coef, None
+    order = torch.arange(coef.shape[0], device=coef.device)
+    first = torch.full((unique.shape[0],), coef.shape[0], dtype=order.dtype, device=coef.device)
+    first.scatter_reduce_(0, inverse, order, "amin")
+    return coef, torch.nonzero(first[inverse] != order).flatten()
+
+
+def _assign(z: torch.Tensor, coef) -> torch.Tensor:
+    """Index of the nearest centre of each design row (the first one on a tie, as scikit-learn),
+    for :func:`_assignment_coef` ``coef``.
+
+    ``max`` rather than ``argmax``: over the (K, n) layout it runs several times faster on CPU.
+    """
+    coef, repeated = coef
+    scores = coef @ z[:, 1:].T
+    if repeated is not None:
+        scores[repeated] = -math.inf
+    return scores.max(dim=0).indices
+
+
+def _same_clustering(labels1: torch.Tensor, labels2: torch.Tensor, n_clusters: int) -> bool:
+    """Whether ``labels2`` is a function of ``labels1`` (scikit-learn's ``_is_same_clustering``:
+    the same partition up to a relabelling)."""
+    first = torch.full((n_clusters,), -1, dtype=labels2.dtype, device=labels2.device)
+    first.scatter_reduce_(0, labels1, labels2, "amin", include_self=False)
+    return bool(torch.equal(first[labels1], labels2))
+
+
+# ------------------------------------------------------------------ k-means++
+def _plusplus(Z, n_clusters, random_state, sample_weight=None, n_local_trials=None):
+    """Indices of greedy k-means++ seeds of the spherical design ``Z`` (n, D+2).
+
+    ``sample_weight``: a float64 tensor or None (unweighted, the first seed drawn uniformly).
+    """
+    n = Z.shape[0]
+    X = kernels.design_x(Z, "spherical", Z.shape[1] - 2)
+    trials = n_local_trials if n_local_trials is not None else 2 + int(np.log(n_clusters))
+    indices = np.empty(n_clusters, dtype=np.int64)
+    if sample_weight is None:
+        indices[0] = random_state.randint(n)
+    else:
+        p = sample_weight.cpu().numpy()
+        indices[0] = random_state.choice(n, p=p / p.sum())
+    closest = kernels.sq_distances(Z, X[indices[:1]].to(_STAT))[:, 0].to(_STAT)
+    weighted = closest if sample_weight is None else closest * sample_weight
+    potential = float(weighted.sum())
+    for c in range(1, n_clusters):
+        # candidates drawn with probability ∝ weight x squared distance to the chosen centres
+        draws = random_state.uniform(size=trials) * potential
+        cum = torch.cumsum(weighted, 0).cpu().numpy()
+        cand = np.minimum(np.searchsorted(cum, draws), n - 1)
+        dist = kernels.sq_distances(Z, X[torch.as_tensor(cand, device=Z.device)].to(_STAT)).to(_STAT)
+        torch.minimum(dist, closest[:, None], out=dist)
+        pots = (dist if sample_weight is None else dist * sample_weight[:, None]).sum(0)
+        best = int(torch.argmin(pots))
+        indices[c], potential, closest = cand[best], float(pots[best]), dist[:, best].contiguous()
+        weighted = closest if sample_weight is None else closest * sample_weight
+    return indices
+
+
+def kmeans_plusplus(X, n_clusters, *, sample_weight=None, random_state=None, n_local_trials=None):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007), as scikit-learn's.
+
+    Our own draws (not scikit-learn's random sequence): the first seed uniformly (with
+    probability proportional to ``sample_weight`` when given), each further one the best of
+    ``n_local_trials`` candidates drawn with probability proportional to weight times squared
+    distance to the seeds so far.
 
     Parameters
     ----------
     X : tensor or array of shape (n_samples, n_features)
     n_clusters : int
+    sample_weight : array-like or tensor of shape (n_samples,), default=None
     random_state : None, int or numpy RandomState
     n_local_trials : int, default ``2 + int(log(n_clusters))``
-        Candidates drawn per centre; the one lowering the potential most is kept.
+        Candidates drawn per centre; the one lowering the weighted potential most is kept.
 
     Returns
     -------
@@ -41,175 +145,341 @@ def kmeans_plusplus(X, n_clusters, *, random_state=None, n_local_trials=None):
     indices : ndarray of shape (n_clusters,)
     """
     X = as_data_tensor(X, name="X")
-    n, d = X.shape
-    check_n_components(n_clusters, n, name="n_clusters")
-    rng = check_random_state(random_state)
-    trials = n_local_trials if n_local_trials is not None else 2 + int(np.log(n_clusters))
+    _check_n_samples(X.shape[0], n_clusters)
+    w = None
+    if sample_weight is not None:
+        w = _sample_weight(sample_weight, X.shape[0], X.dtype, X.device).to(_STAT)
     Z = kernels.design(X, "spherical", X.mean(0))
-    Xc = kernels.design_x(Z, "spherical", d)
-    indices = np.empty(n_clusters, dtype=np.int64)
-    indices[0] = rng.randint(n)
-    closest = kernels.sq_distances(Z, Xc[indices[:1]].to(_STAT))[:, 0].to(_STAT)
-    potential = float(closest.sum())
-    for c in range(1, n_clusters):
-        # sample candidates with probability ∝ squared distance to the chosen centres
-        draws = rng.uniform(size=trials) * potential
-        cum = torch.cumsum(closest, 0).cpu().numpy()
-        cand = np.minimum(np.searchsorted(cum, draws), n - 1)
-        dist = kernels.sq_distances(Z, Xc[torch.as_tensor(cand, device=X.device)].to(_STAT)).to(_STAT)
-        torch.minimum(dist, closest[:, None], out=dist)
-        pots = dist.sum(0)
-        best = int(torch.argmin(pots))
-        indices[c], potential, closest = cand[best], float(pots[best]), dist[:, best].contiguous()
+    indices = _plusplus(Z, n_clusters, check_random_state(random_state), w, n_local_trials)
     return X[torch.as_tensor(indices, device=X.device)].clone(), indices
 
 
-class KMeans(EMBase, BaseEstimator):
-    """K-means (Lloyd) as hard EM with equal weights and unit spherical variance.
+# ---------------------------------------------------------------------- KMeans
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, TorchEstimatorMixin, BaseEstimator):
+    """K-means clustering (Lloyd), a drop-in for :class:`sklearn.cluster.KMeans`.
 
-    The E-step is the spherical Gaussian mixture's distance code at temperature
-    0; the M-step sets each centre to the mean of its points. Stopping follows
-    scikit-learn: labels unchanged, or the summed squared centre shift at most
-    ``tol * mean(var(X, axis=0))``.
+    From the same initial centres it makes scikit-learn's iterations: the data centred by
+    their mean (initial centres shifted too); per iteration the labels from the old centres,
+    the weighted sums, empty clusters relocated to the points farthest from their assigned
+    centres (chosen as scikit-learn chooses them, their weight moved out of their old cluster),
+    the averages; stop when the labels did not change or when the summed squared centre shift
+    is at most ``tol`` times the mean per-feature variance, then (unless the labels had stopped
+    changing) one more assignment so that ``labels_`` belong to ``cluster_centers_``. Of
+    ``n_init`` runs the one with the lowest inertia is kept. Distances are the spherical
+    design's matrix products (:mod:`zoo.mixture._gaussian`) in row chunks, on the data's device
+    and in its dtype; centres, sums and inertia are float64.
 
     Parameters
     ----------
     n_clusters : int, default=8
-    init : 'k-means++', 'random' or array-like (n_clusters, n_features), default='k-means++'
-        With an array, a single run is made whatever ``n_init``.
-    n_init : int, default=1
+    init : {'k-means++', 'random'}, callable or array-like of shape (n_clusters, n_features), \
+default='k-means++'
+        'k-means++': greedy k-means++ seeding (:func:`kmeans_plusplus`, weighted by
+        ``sample_weight``; our own random draws, not scikit-learn's). 'random': ``n_clusters``
+        distinct samples drawn with probability proportional to ``sample_weight`` (scikit-learn's
+        draw: the same ``random_state`` gives the same centres). An array or tensor: the
+        initial centres. A callable ``init(X, n_clusters, random_state=random_state)``
+        returning the centres; as in scikit-learn ``X`` is the centred data (a NumPy array, or
+        a tensor on the data's device when the data were a tensor).
+    n_init : 'auto' or int, default='auto'
+        Number of runs; 'auto' is 1 for 'k-means++' and an explicit array, 10 for 'random' and a
+        callable. An explicit array with ``n_init > 1`` warns and makes one run.
     max_iter : int, default=300
     tol : float, default=1e-4
-    random_state : int, RandomState or None
-    device, dtype : as in :class:`~zoo.mixture.GaussianMixture`.
+        Relative to the mean per-feature variance of the data.
+    verbose : int, default=0
+        Prints scikit-learn's progress lines.
+    random_state : int, RandomState instance or None, default=None
+    copy_x : bool, default=True
+        Accepted for compatibility: the data given are never modified, whatever its value
+        (the centred copy is a new array either way).
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        Both run Lloyd's iterations ('elkan' only prunes distance computations in
+        scikit-learn; its result is the same).
+    device : None, str or torch.device, default=None
+        Where to compute (None: where the data are).
+    dtype : None, 'float32', 'float64' (or the NumPy / torch dtype), default=None
+        Precision of the data and the distances (None: float32 input stays float32, anything
+        else becomes float64).
 
     Attributes
     ----------
-    cluster_centers_ : ndarray (n_clusters, n_features)
-    labels_ : ndarray (n_samples,)
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        In the data dtype.
+    labels_ : ndarray of shape (n_samples,), int32
     inertia_ : float
-        Sum of squared distances of the samples to their closest centre.
+        Weighted sum of squared distances of the samples to their centres.
     n_iter_ : int
-    converged_, lower_bound_, lower_bounds_ : as in the EM driver; the bound
-        is ``-inertia / (2 n)`` of the centres entering each iteration.
+        Iterations of the kept run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        When the data had string column names.
     """
 
     _parameter_constraints: dict = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random"}), "array-like"],
-        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), callable, "array-like"],
+        "n_init": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
+        "copy_x": ["boolean"],
+        "algorithm": [StrOptions({"lloyd", "elkan"})],
         **TORCH_PARAMETER_CONSTRAINTS,
     }
 
-    def __init__(self, n_clusters=8, *, init="k-means++", n_init=1, max_iter=300, tol=1e-4,
-                 random_state=None, device=None, dtype=None):
-        self._store_hyperparameters(locals())
+    def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300, tol=1e-4, verbose=0,
+                 random_state=None, copy_x=True, algorithm="lloyd", device=None, dtype=None):
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+        self.device = device
+        self.dtype = dtype
 
-    def _check_parameters(self, X):
-        k = check_positive_int(self.n_clusters, "n_clusters")
-        check_n_components(k, X.shape[0], name="n_clusters")
-        self._k, self._d = k, X.shape[1]
-        self._init_centers = None
-        if isinstance(self.init, str):
-            check_choice(self.init, ("k-means++", "random"), "init")
-        else:
-            c = as_param(self.init, "init", X.device)
-            check_shape(c, (k, X.shape[1]), "init")
-            self._init_centers = c
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
-    def _chunk_rows(self, n_samples):
-        return kernels.chunk_rows("spherical", self._k, self._d)
+    # ------------------------------------------------------------ checks
+    def _resolve_n_init(self):
+        """scikit-learn's ``n_init``: 'auto' resolved, one run (with its warning) for explicit centres."""
+        n_init = self.n_init
+        if n_init == "auto":
+            n_init = 10 if callable(self.init) or (isinstance(self.init, str) and self.init == "random") else 1
+        if _is_arraylike_not_scalar(self.init) and n_init != 1:
+            warnings.warn("Explicit initial center position passed: performing only one init in "
+                          f"{type(self).__name__} instead of n_init={n_init}.", RuntimeWarning, stacklevel=3)
+            n_init = 1
+        return n_init
 
-    def _temperature_at(self, iteration):
-        return 0.0  # hard assignments
+    def _check_centers(self, centers, n_features, dtype):
+        """User-given centres as a tensor of the data dtype on the fitting device (scikit-learn's checks
+        and messages)."""
+        if isinstance(centers, torch.Tensor):
+            centers = centers.detach().cpu().numpy()
+        centers = check_array(centers, dtype=_NP[dtype], copy=True, order="C")
+        if centers.shape[0] != self.n_clusters:
+            raise ValueError(f"The shape of the initial centers {centers.shape} does not match the number of "
+                             f"clusters {self.n_clusters}.")
+        if centers.shape[1] != n_features:
+            raise ValueError(f"The shape of the initial centers {centers.shape} does not match the number of "
+                             f"features of the data {n_features}.")
+        return torch.as_tensor(centers, device=self._fit_device)
 
-    def fit_predict(self, X, y=None):
-        if self._init_centers_given():
-            n_init, self.n_init = self.n_init, 1
-            try:
-                return super().fit_predict(X, y)
-            finally:
-                self.n_init = n_init
-        return super().fit_predict(X, y)
+    # ------------------------------------------------------------ fit
+    def fit(self, X, y=None, sample_weight=None):
+        """Compute k-means clustering.
 
-    def _init_centers_given(self):
-        return not isinstance(self.init, str)
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or tensor of shape (n_samples,), default=None
+            Weights of the samples (None: all 1). Not used by an explicit or callable ``init``.
 
-    def _prepare_data(self, X, fitting):
-        if fitting:
-            self._shift = X.mean(0, dtype=_STAT).to(X.dtype).to(_STAT)  # see GaussianMixture
-            var = X.to(_STAT).var(0, unbiased=False).mean()
-            self._tol_abs = float(var) * self.tol if self.tol else 0.0
-        return kernels.design(X, "spherical", self._shift)
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        is_tensor = isinstance(X, torch.Tensor)
+        X = self._validate_data(X, reset=True)
+        n, d = X.shape
+        k = self.n_clusters
+        _check_n_samples(n, k)
+        if self.algorithm == "elkan" and k == 1:
+            warnings.warn("algorithm='elkan' doesn't make sense for a single cluster. Using 'lloyd' instead.",
+                          RuntimeWarning, stacklevel=2)
+        n_init = self._resolve_n_init()
+        random_state = check_random_state(self.random_state)
+        weights_given = sample_weight is not None
+        w = _sample_weight(sample_weight, n, X.dtype, X.device)
+        init = self.init
+        explicit = _is_arraylike_not_scalar(init)
+        if explicit:
+            init = self._check_centers(init, d, X.dtype)
 
-    def _initialize_parameters(self, Z, random_state):
-        X = kernels.design_x(Z, "spherical", self._d)
-        if self._init_centers is not None:
-            centers = self._init_centers - self._shift
-        elif self.init == "random":
-            idx = random_state.choice(Z.shape[0], size=self._k, replace=False)
-            centers = X[torch.as_tensor(idx, device=Z.device)].to(_STAT)
-        else:
-            centers = kmeans_plusplus(X, self._k, random_state=random_state)[0].to(_STAT)
-        self._centers = centers
-        self._prev_labels = None
+        # centred data: the distance expansions stay accurate away from the origin; the shift
+        # is rounded to the data dtype so that data and centres move by the same amount
+        self._shift = X.mean(0, dtype=_STAT).to(X.dtype).to(_STAT)
+        Z = kernels.design(X, "spherical", self._shift)  # a new array: X is never modified
+        if explicit:
+            init = (init - self._shift.to(X.dtype)).to(_STAT)
+        self._chunk = kernels.chunk_rows("spherical", k, d)
+        tol = self._tolerance(Z)
+        w64 = w.to(_STAT)
 
-    def _estimate_weighted_log_prob(self, z):
-        ones = self._centers.new_ones(self._k)
-        return kernels.spherical_scores(z, self._centers, ones, torch.zeros_like(ones))  # -|x - c|^2 / 2
+        best = None
+        for _ in range(n_init):
+            centers = self._init_centers(Z, init, random_state, w64 if weights_given else None, is_tensor)
+            if self.verbose:
+                print("Initialization complete")
+            labels, inertia, centers, n_iter = self._lloyd(Z, w, centers, tol)
+            # a new run is kept when its inertia is lower and its partition differs (scikit-learn:
+            # equal partitions differ in inertia only by rounding)
+            if best is None or (inertia < best[1] and not _same_clustering(labels, best[0], k)):
+                best = (labels, inertia, centers, n_iter)
+        labels, inertia, centers, n_iter = best
 
-    def _m_step(self, Z, log_resp):
-        labels = log_resp.argmax(1)
-        sums = torch.zeros((self._k, self._d), dtype=_STAT, device=Z.device)
-        X = kernels.design_x(Z, "spherical", self._d)
-        sums.index_add_(0, labels, X.to(_STAT))
-        counts = torch.bincount(labels, minlength=self._k).to(_STAT)
-        new = sums / counts.clamp(min=1.0)[:, None]
-        empty = counts == 0
-        if bool(empty.any()):
-            # relocate empty clusters to the points farthest from their centres
-            far = ((X.to(_STAT) - self._centers[labels]) ** 2).sum(1)
-            idx = torch.topk(far, int(empty.sum())).indices
-            new[empty] = X[idx].to(_STAT)
-        self._shift_sq = float(((new - self._centers) ** 2).sum())
-        self._strict = self._prev_labels is not None and bool(torch.equal(labels, self._prev_labels))
-        self._prev_labels = labels
-        self._centers = new
+        distinct = int(torch.unique(labels).numel())
+        if distinct < k:
+            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
+                          "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=2)
+        self.cluster_centers_ = to_numpy(centers + self._shift, X.dtype)
+        self._n_features_out = k
+        self.labels_ = labels.to(torch.int32).cpu().numpy()
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        return self
 
-    def _compute_lower_bound(self, log_resp, log_prob_norm):
-        return log_prob_norm
+    def _tolerance(self, Z):
+        """``tol`` times the mean per-feature variance (``|x|^2`` is the design's first column)."""
+        if self.tol == 0:
+            return 0.0
+        n, d = Z.shape[0], Z.shape[1] - 2
+        mean = kernels.design_x(Z, "spherical", d).mean(0, dtype=_STAT)
+        total_var = float(Z[:, 0].sum(dtype=_STAT)) / n - float((mean * mean).sum())
+        return total_var / d * self.tol
 
-    def _converged(self, lower_bound, prev_lower_bound):
-        return self._strict or self._shift_sq <= self._tol_abs
+    def _init_centers(self, Z, init, random_state, sample_weight, is_tensor):
+        """Initial centres (K, D), float64, in the centred coordinates."""
+        n, d = Z.shape[0], Z.shape[1] - 2
+        X = kernels.design_x(Z, "spherical", d)
+        if isinstance(init, torch.Tensor):  # validated explicit centres
+            return init
+        if isinstance(init, str) and init == "k-means++":
+            idx = _plusplus(Z, self.n_clusters, random_state, sample_weight)
+        elif isinstance(init, str):  # random: scikit-learn's draw
+            p = np.ones(n) if sample_weight is None else sample_weight.cpu().numpy()
+            p = p.astype(_NP[Z.dtype])
+            idx = random_state.choice(n, size=self.n_clusters, replace=False, p=p / p.sum())
+        else:  # callable on the centred data, as scikit-learn calls it
+            data = X.contiguous() if is_tensor else X.cpu().numpy().copy()
+            return self._check_centers(init(data, self.n_clusters, random_state=random_state), d, Z.dtype).to(_STAT)
+        return X[torch.as_tensor(idx, device=Z.device)].to(_STAT)
 
-    def _get_parameters(self):
-        return self._centers
+    def _chunks(self, n):
+        for start in range(0, n, self._chunk):
+            yield slice(start, min(start + self._chunk, n))
 
-    def _set_parameters(self, params):
-        self._centers = params
-        self.cluster_centers_ = self._np(params + self._shift)
+    def _lloyd(self, Z, w, centers, tol):
+        """One run of Lloyd's iterations from ``centers``: ``(labels, inertia, centers, n_iter)``."""
+        n, k = Z.shape[0], centers.shape[0]
+        labels = torch.empty(n, dtype=torch.int64, device=Z.device)
+        labels_old = torch.full_like(labels, -1)
+        strict = False
+        for i in range(self.max_iter):
+            new, shift = self._iteration(Z, w, centers, labels)
+            if self.verbose:
+                print(f"Iteration {i}, inertia {self._inertia(Z, w, centers, labels)}.")
+            centers = new
+            if torch.equal(labels, labels_old):
+                if self.verbose:
+                    print(f"Converged at iteration {i}: strict convergence.")
+                strict = True
+                break
+            if shift <= tol:
+                if self.verbose:
+                    print(f"Converged at iteration {i}: center shift {shift} within tolerance {tol}.")
+                break
+            labels_old.copy_(labels)
+        if not strict:  # labels of the final centres
+            self._labels_into(Z, centers, labels)
+        return labels, self._inertia(Z, w, centers, labels), centers, i + 1
 
-    def _np(self, t):
-        return to_numpy(t, self._fit_dtype)
+    def _labels_into(self, Z, centers, labels):
+        coef = _assignment_coef(centers, Z.dtype)
+        for sl in self._chunks(Z.shape[0]):
+            labels[sl] = _assign(Z[sl], coef)
 
-    def _after_fit(self, Z, labels):
-        self.labels_ = labels.cpu().numpy()
-        self.inertia_ = self._inertia(Z, labels)
+    def _iteration(self, Z, w, centers, labels):
+        """Labels from ``centers`` (written into ``labels``) and the new centres; returns
+        ``(new_centers, summed squared shift)``."""
+        k, d = centers.shape
+        coef = _assignment_coef(centers, Z.dtype)
+        acc = kernels.new_stats("spherical", k, d + 2, Z.device)  # rows [sum w|x|^2, sum w x, sum w]
+        for sl in self._chunks(Z.shape[0]):
+            z = Z[sl]
+            lab = _assign(z, coef)
+            labels[sl] = lab
+            resp = z.new_zeros((k, z.shape[0])).scatter_(0, lab[None], w[sl][None])
+            kernels.accumulate_stats(acc, z, resp, "spherical")
+        sums, weight = acc[:, 1 : d + 1], acc[:, d + 1]
+        empty = torch.nonzero(weight == 0).flatten()
+        if empty.numel():
+            self._relocate(Z, w, centers, labels, sums, weight, empty)
+        new = sums * (1.0 / weight)[:, None]  # scikit-learn multiplies by the reciprocal
+        still_empty = ~(weight > 0)
+        if bool(still_empty.any()):
+            # nothing was relocated (every point on its centre). scikit-learn's averaging loop
+            # copies the heaviest cluster's row as it stands when it reaches an empty cluster:
+            # the heaviest cluster's mean after it, its weighted sum before it (the loop has
+            # not averaged it yet). Kept for identical labels: a copy of the mean at a lower
+            # index would take the tied points.
+            heaviest = torch.argmax(weight)
+            order = torch.arange(k, device=Z.device)
+            new[still_empty & (order > heaviest)] = new[heaviest].clone()
+            new[still_empty & (order < heaviest)] = sums[heaviest]
+        shift = torch.linalg.vector_norm(new - centers, dim=1)
+        return new, float((shift * shift).sum())
 
-    def _inertia(self, Z, labels):
-        # exact differences, not the |x|^2 - 2 x.c + |c|^2 expansion
-        X = kernels.design_x(Z, "spherical", self._d)
+    def _relocate(self, Z, w, centers, labels, sums, weight, empty):
+        """scikit-learn's relocation of empty clusters: each gets one of the points farthest from
+        their assigned (old) centre, whose weight leaves its old cluster's sums."""
+        d = centers.shape[1]
+        X = kernels.design_x(Z, "spherical", d)
+        far = torch.cat([((X[sl].to(_STAT) - centers[labels[sl]]) ** 2).sum(1) for sl in self._chunks(Z.shape[0])])
+        far = far.cpu().numpy()
+        if far.max() == 0:  # every point on its centre: more clusters than distinct points
+            return
+        m = empty.numel()
+        # numpy's argpartition, as scikit-learn: ties between equally far points resolve alike
+        picked = torch.as_tensor(np.argpartition(far, -m)[: -m - 1 : -1].copy(), device=Z.device)
+        old, wp = labels[picked], w[picked].to(_STAT)
+        xw = X[picked].to(_STAT) * wp[:, None]
+        for j, (new_id, old_id) in enumerate(zip(empty.tolist(), old.tolist())):
+            sums[old_id] -= xw[j]
+            sums[new_id] = xw[j]
+            weight[new_id] = wp[j]
+            weight[old_id] -= wp[j]
+
+    def _inertia(self, Z, w, centers, labels):
+        """Weighted sum of squared distances to the assigned centres, from exact differences."""
+        X = kernels.design_x(Z, "spherical", centers.shape[1])
         total = torch.zeros((), dtype=_STAT, device=Z.device)
         for sl in self._chunks(Z.shape[0]):
-            diff = X[sl].to(_STAT) - self._centers[labels[sl]]
-            total += (diff * diff).sum()
+            diff = X[sl].to(_STAT) - centers[labels[sl]]
+            total += ((diff * diff).sum(1) * w[sl]).sum()
         return float(total)
 
-    def transform(self, X):
-        """Euclidean distances to the cluster centres.
+    # ------------------------------------------------------------ fitted model
+    def _fitted(self, X):
+        """Validated ``X`` as a design centred like the training data, and the centres (float64,
+        same coordinates) of ``cluster_centers_``."""
+        X = self._validate_data(X, reset=False)
+        centers = torch.as_tensor(self.cluster_centers_, device=X.device).to(_STAT) - self._shift
+        self._chunk = kernels.chunk_rows("spherical", centers.shape[0], centers.shape[1])
+        return X, centers
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit and return ``labels_``.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int32
+        """
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def predict(self, X):
+        """Index of the nearest centre of each sample.
 
         Parameters
         ----------
@@ -217,14 +487,72 @@ class KMeans(EMBase, BaseEstimator):
 
         Returns
         -------
+        labels : ndarray of shape (n_samples,), int32
+        """
+        X, centers = self._fitted(X)
+        Z = kernels.design(X, "spherical", self._shift)
+        labels = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
+        self._labels_into(Z, centers, labels)
+        return labels.to(torch.int32).cpu().numpy()
+
+    def fit_transform(self, X, y=None, sample_weight=None):
+        """``fit(X, sample_weight=sample_weight).transform(X)``.
+
+        Returns
+        -------
         distances : ndarray of shape (n_samples, n_clusters)
         """
-        Z = self._prepare_data(self._validate_data(X, reset=False), fitting=False)
-        d2 = torch.cat([kernels.sq_distances(Z[sl], self._centers) for sl in self._chunks(Z.shape[0])])
-        return d2.sqrt_().to(_STAT).cpu().numpy()
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
-    def score(self, X, y=None):
-        """Opposite of the k-means objective (sum of squared distances) on ``X``."""
-        Z = self._prepare_data(self._validate_data(X, reset=False), fitting=False)
-        labels = self._labels(Z)
-        return -self._inertia(Z, labels)
+    def transform(self, X):
+        """Euclidean distances to the cluster centres, computed in float64 (exactly 0 for a
+        sample on a centre).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        distances : ndarray of shape (n_samples, n_clusters), in the data dtype
+        """
+        X, centers = self._fitted(X)
+        norms = (centers * centers).sum(1)
+        out = []
+        for sl in self._chunks(X.shape[0]):
+            z = kernels.design(X[sl].to(_STAT), "spherical", self._shift)
+            d2 = kernels.sq_distances(z, centers)
+            # where the expansion |x|^2 - 2 x.c + |c|^2 is within its rounding of 0, exact
+            # differences: a point on a centre is at distance 0, not 1e-8
+            near = d2 <= _NEAR_ZERO * (z[:, :1] + norms)
+            if bool(near.any()):
+                i, j = near.nonzero(as_tuple=True)
+                diff = kernels.design_x(z, "spherical", centers.shape[1])[i] - centers[j]
+                d2[i, j] = (diff * diff).sum(1)
+            out.append(d2.sqrt_())
+        return to_numpy(torch.cat(out), self._fit_dtype)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Opposite of the weighted inertia of ``X`` with respect to the centres.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or tensor of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        X, centers = self._fitted(X)
+        w = _sample_weight(sample_weight, X.shape[0], X.dtype, X.device)
+        Z = kernels.design(X, "spherical", self._shift)
+        labels = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
+        self._labels_into(Z, centers, labels)
+        return -self._inertia(Z, w, centers, labels)
+
+
+#: Squared distances below this fraction of ``|x|^2 + |c|^2`` are recomputed from differences
+#: (the expansion's rounding error is about ``n_features * eps`` of that sum).
+_NEAR_ZERO = 1e-8
