@@ -66,15 +66,11 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import check_positive_int
-from .._estimator import (TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin, as_param, check_shape,  # noqa: F401
-                          expected_failed_checks, param_is_float32, resolve_dtype, to_numpy, validate_tensor)
+from .._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
 
 __all__ = [
-    "EMBase", "TorchEstimatorMixin", "ConvergenceWarning", "TemperatureSchedule", "temperature_schedule",
-    "tempered_log_normalize", "tempered_responsibilities", "exp_floor", "as_param", "param_is_float32", "check_shape",
-    "to_numpy",
-    "renamed_parameter", "TORCH_PARAMETER_CONSTRAINTS", "EM_PARAMETER_CONSTRAINTS", "resolve_dtype",
-    "validate_tensor", "expected_failed_checks",
+    "EMBase", "ConvergenceWarning", "TemperatureSchedule", "temperature_schedule", "tempered_log_normalize",
+    "tempered_responsibilities", "exp_floor", "renamed_parameter", "EM_PARAMETER_CONSTRAINTS",
 ]
 
 #: The constraints of the EM driver's own options (the estimators add theirs).

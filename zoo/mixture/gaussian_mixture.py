@@ -36,8 +36,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._checks import check_positive_int
 from . import _gaussian as kernels
-from ._base import (EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase, as_param, check_shape, param_is_float32,
-                    tempered_responsibilities, to_numpy)
+from .._estimator import as_param, check_shape, param_is_float32, to_numpy
+from ._base import EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase, tempered_responsibilities
 from .kmeans import KMeans, kmeans_plusplus
 
 __all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
