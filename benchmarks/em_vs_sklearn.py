@@ -13,8 +13,8 @@ a table and one JSON line per case; ``ratio`` is scikit-learn's time over ours
     python benchmarks/em_vs_sklearn.py --quick    # small sizes
     python benchmarks/em_vs_sklearn.py --dtype float32
 
-Both libraries get the same array: float32 data for the float32 rows (our fit then computes
-and returns float32, as scikit-learn's attributes are).
+Both libraries get the same arrays: float32 data and initial parameters for the float32 rows
+(our fit then computes and returns float32, as scikit-learn's attributes are).
     python benchmarks/em_vs_sklearn.py --device cuda
 
 With ``--device cuda`` our fit runs on the GPU (scikit-learn on the CPU) and the
@@ -92,12 +92,13 @@ def gemm_rate(n, d, k, dtype, device, repeats=5):
 
 def run_case(cov_type, n, d, k, n_iter, repeats, device, dtype, skip_sklearn=False, pause=0.5):
     X, means, prec = make_problem(n, d, k)
-    common = dict(covariance_type=cov_type, tol=0.0, max_iter=n_iter, weights_init=np.full(k, 1.0 / k),
-                  means_init=means, precisions_init=prec[cov_type])
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64  # data and initial parameters alike
+    common = dict(covariance_type=cov_type, tol=0.0, max_iter=n_iter, weights_init=np.full(k, 1.0 / k, dtype=np_dtype),
+                  means_init=means.astype(np_dtype), precisions_init=prec[cov_type].astype(np_dtype))
     ours = GaussianMixture(k, device=device, dtype=dtype, **common)
     ref = SkGaussianMixture(k, **common)
     Xt = torch.as_tensor(X, dtype=dtype, device=device)  # data already on the device
-    Xs = X.astype(np.float32) if dtype == torch.float32 else X
+    Xs = X.astype(np_dtype)
 
     def time_ours():
         time.sleep(pause)  # let the other library's idle BLAS/OpenMP threads stop spinning
