@@ -94,12 +94,15 @@ def test_code_step_never_ends_above_its_start_for_every_penalty():
     rng = np.random.default_rng(1)
     D, X = torch.tensor(_unit_rows(rng, 12, 6)), torch.tensor(rng.standard_normal((30, 6)) * 2)
     for penalty in ("l1", "log", "exp"):
+
+        def f(z):
+            return objective(X, z, D, penalty=penalty, eta=0.8)
+
         for start in range(3):
             init = torch.tensor(rng.standard_normal((30, 12)) * 3)
-            z = sparse_encode(X, D, penalty=penalty, eta=0.8, init=init, max_iter=50)
-            assert (objective(X, z, D, penalty=penalty, eta=0.8) <= objective(X, init, D, penalty=penalty, eta=0.8)).all()
+            assert (f(sparse_encode(X, D, penalty=penalty, eta=0.8, init=init, max_iter=50)) <= f(init)).all()
         zero = sparse_encode(X, D, penalty=penalty, eta=0.8)
-        assert (objective(X, zero, D, penalty=penalty, eta=0.8) < objective(X, 0 * zero, D, penalty=penalty, eta=0.8)).all()
+        assert (f(zero) < f(0 * zero)).all()
     cd = sparse_encode(X, D, eta=0.8, algorithm="cd", init=init, max_iter=5)
     assert (objective(X, cd, D, eta=0.8) <= objective(X, init, D, eta=0.8)).all()
 
@@ -266,7 +269,7 @@ def test_map_by_adam_agrees_with_the_code_step():
     """MAP codes of the Laplace model by inference.fit (delta guide, Adam, 2000 steps, lr 0.05 decaying to
     9e-4) against the exact l1 code step (eta = 2 sigma^2 / b = 0.5): 10 samples, 8 atoms in 6 features.
     Adam hovers at ~lr around the exact zeros, so the objective is compared to 1e-3 relative and the codes
-    to 0.01 (measured: 2e-4 and 1.1e-3); the support agrees once |z| < 0.01 is read as zero."""
+    to 0.01 (measured: 1.8e-4 and 3.2e-3); the support agrees once |z| < 0.01 is read as zero."""
     X, A = _coding_problem(0, 10, 8, 6)
     model = zoo.create_model("sparse_coding", dictionary=A, noise_scale=0.5, prior_scale=1.0)
     exact = model.map_codes(X, tol=1e-10, max_iter=100_000)
@@ -286,7 +289,8 @@ def test_map_by_adam_agrees_with_the_code_step():
 def test_nuts_draws_codes_and_the_posterior_is_not_sparse():
     """NUTS on 3 points, 4 atoms in 3 features (sigma 0.3, b 0.5): posterior draws of the codes. For the
     entries that are exactly 0 at the MAP, the posterior probability that |z| exceeds a tenth of the
-    largest MAP code (measured: 0.66 on average): the MAP is sparse, the posterior is not."""
+    largest MAP code (measured: 0.64 on average over the 9 zero entries of 12): the MAP is sparse, the
+    posterior is not."""
     X, A = _coding_problem(0, 3, 4, 3, active=1)
     model = zoo.create_model("sparse_coding", dictionary=A, noise_scale=0.3, prior_scale=0.5)
     exact = model.map_codes(X, tol=1e-10, max_iter=100_000)

@@ -25,17 +25,18 @@ half of ours (``tests/test_sparse_coding.py`` checks both). scikit-learn's
 with atoms in the unit ball: ``DictionaryLearning(eta=2 * alpha, penalty="l1")`` here.
 
 The code step (fixed ``A``), :func:`sparse_encode`, batched over samples in torch on the data's
-device and dtype:
+device and dtype (a sample stops at its own tolerance, so its codes do not depend on the batch):
 
+* ``"fista"`` (every penalty; the default): monotone accelerated proximal gradient (Beck &
+  Teboulle's MFISTA, with a momentum restart whenever a step is refused) with step ``1 / Lip``.
+  For l1 the proximal step is soft thresholding and ``Lip = 2 ||A||_2^2``; ``log`` and ``exp``
+  are smooth, with ``r''`` in ``[-1/4, 2]`` and ``[-4 e^{-3/2}, 2]``, so the whole objective has a
+  ``Lip = 2 ||A||_2^2 + 2 eta`` Lipschitz gradient and a plain gradient step of ``1 / Lip`` from
+  the kept point never increases it (the descent lemma).
 * ``"cd"`` (l1 only): cyclic coordinate descent, every coordinate minimised exactly,
   ``z_k = S(r_k . a_k, eta / 2) / ||a_k||^2`` with ``S`` soft thresholding and ``r_k`` the
-  residual without atom ``k`` (scikit-learn's ``lasso_cd`` does the same per sample).
-* ``"fista"`` (every penalty): monotone accelerated proximal gradient (Beck & Teboulle's MFISTA,
-  with a momentum restart whenever a step is refused) with step ``1 / Lip``. For l1 the proximal
-  step is soft thresholding and ``Lip = 2 ||A||_2^2``; ``log`` and ``exp`` are smooth, their
-  second derivatives lie in ``[-1/4, 2]`` and ``[-4 e^{-3/2}, 2]``, so the whole objective has a
-  ``Lip = 2 ||A||_2^2 + 2 eta`` Lipschitz gradient and a plain gradient step of ``1 / Lip`` never
-  increases it (the descent lemma).
+  residual without atom ``k`` (what scikit-learn's ``lasso_cd`` does per sample). It zigzags, and
+  needs many sweeps, when atoms are strongly correlated.
 
 Both are monotone: no sample's objective ends above its value at the start. For l1 the problem is
 convex and both reach its minimum. ``log`` and ``exp`` are *non-convex*: the answer is a
@@ -71,6 +72,9 @@ scikit-learn's convention). For the Cauchy prior, -log density = log(1 + (z/s)^2
 MAP minimises ``||x_n - z_n A||^2 + 2 sigma^2 sum_k log(1 + (z_nk / s)^2)``: with ``s = 1`` the
 ``log`` code step with ``eta = 2 sigma^2``; otherwise the same problem in the codes ``z / s`` and
 the dictionary ``s A`` (:meth:`SparseCodingModel.map_codes` does the change of variables).
+``inference.fit(model, X, method="map")`` reaches the same codes by Adam, slowly: it hovers at
+about the learning rate around the exact zeros. The posterior under either prior has no exact
+zeros at all; :func:`mass_away_from_zero` measures how much of it lies away from the MAP's zeros.
 """
 from __future__ import annotations
 
