@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
+from sklearn.decomposition import DictionaryLearning as SkDictionaryLearning
 from sklearn.decomposition import sparse_encode as sk_sparse_encode
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
@@ -205,6 +206,23 @@ def test_learned_atoms_match_the_true_dictionary(data_seed):
     print(f"\n[data seed {data_seed}] worst |cos| after matching: {worst:.4f} ({est.n_iter_} alternations)")
     assert worst >= 0.95
     assert est.converged_ and _non_increasing(est.objective_)
+
+
+def test_dictionary_learning_continues_from_sklearns_fixed_point():
+    """scikit-learn's DictionaryLearning(alpha) minimises 0.5 ||X - ZA||^2 + alpha ||Z||_1,1 over unit-ball
+    atoms: its error_ is half our objective at its fit with eta = 2 alpha, and our alternations started from
+    its dictionary stay there (measured: atoms move by 8e-5, the objective falls by 4e-8 relative)."""
+    X, _ = _sparse_data(0, n=150)
+    alpha = 0.05
+    sk = SkDictionaryLearning(8, alpha=alpha, fit_algorithm="cd", transform_algorithm="lasso_cd",
+                              transform_alpha=alpha, max_iter=1000, tol=1e-8, random_state=0)
+    codes = sk.fit_transform(X)
+    ours_at_sk = objective(X, codes, sk.components_, eta=2 * alpha).sum().item()
+    assert ours_at_sk / 2 == pytest.approx(sk.error_[-1], rel=1e-9)
+    est = DictionaryLearning(8, eta=2 * alpha, dict_init=sk.components_, tol=1e-9).fit(X)
+    assert est.objective_[-1] <= ours_at_sk * (1 + 1e-9)
+    assert est.objective_[-1] == pytest.approx(ours_at_sk, rel=1e-5)
+    np.testing.assert_allclose(est.components_, sk.components_, atol=1e-3)
 
 
 def test_transform_inverse_transform_and_fit_transform():
