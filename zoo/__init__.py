@@ -20,9 +20,10 @@ from .registry import create_model, list_models, register_model  # noqa: E402
 from .conjugate import ConjugateGaussian  # noqa: E402
 from .vae import VAE, PlainVAE  # noqa: E402
 from .autoencoders import Autoencoder  # noqa: E402
+from .sparse_coding import DictionaryLearning, SparseCoder, SparseCodingModel  # noqa: E402
 
 __all__ = [
     "ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels", "create_model", "list_models", "register_model",
     "datasets", "load_dataset", "list_datasets", "BayesianGaussianMixture", "BayesianGMM", "ConjugateGaussian",
-    "VAE", "PlainVAE", "Autoencoder",
+    "VAE", "PlainVAE", "Autoencoder", "DictionaryLearning", "SparseCoder", "SparseCodingModel",
 ]
