@@ -19,11 +19,13 @@ fall in it is binomial,
 Every score is computed in log space (log-sum-exp over training points) and follows the device
 and dtype of the fitted data. Distances come in blocks of about ``_BLOCK`` entries (queries x
 training points, the training points streamed in chunks when there are many), so memory stays
-``O(chunk x N_train)`` whatever the number of queries. Kernels of the squared distance (gaussian,
-tophat, epanechnikov) and the neighbour search use one GEMM per block
-(``|x|^2 - 2 x.y + |y|^2`` on centred data, negative rounding clamped to 0); kernels of the
-distance itself (exponential, linear, cosine) take exact differences, since the square root of a
-rounded squared distance loses all its digits when two points (nearly) coincide.
+``O(chunk x N_train)`` whatever the number of queries. The gaussian and tophat kernels and the
+neighbour search use one GEMM per block (``|x|^2 - 2 x.y + |y|^2`` on centred data, negative
+rounding clamped to 0): its absolute error, about ``eps |x|^2``, is harmless in ``exp(-d^2/2h^2)``
+and only matters for the tophat on the sphere ``d = h``. The other kernels take exact
+differences: the square root of a rounded squared distance loses its digits when two points
+(nearly) coincide (exponential, linear, cosine), and ``1 - d^2/h^2`` loses them near the edge of
+the support (epanechnikov).
 """
 from __future__ import annotations
 
@@ -76,7 +78,7 @@ def _cosine_radial_integral(d: int) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class _Kernel:
-    squared: bool  # a function of the squared distance (GEMM block) or of the distance (exact)
+    squared: bool  # computed from GEMM squared distances; otherwise from exact differences
     compact: bool
     log_integral: callable  # d -> log of int_{R^d} k(|u|) du (bandwidth 1)
 
@@ -90,8 +92,8 @@ def _log_tophat(s, h):
     return torch.zeros_like(s).masked_fill_(s >= h * h, -math.inf)
 
 
-def _log_epanechnikov(s, h):
-    return torch.log1p(s * (-1.0 / (h * h))).masked_fill_(s >= h * h, -math.inf)
+def _log_epanechnikov(r, h):
+    return torch.log1p((r * (1.0 / h)).square_().neg_()).masked_fill_(r >= h, -math.inf)
 
 
 def _log_exponential(r, h):
@@ -116,7 +118,7 @@ _LOG_KERNELS = {"gaussian": _log_gaussian, "tophat": _log_tophat, "epanechnikov"
 KERNELS = {
     "gaussian": _Kernel(True, False, lambda d: 0.5 * d * math.log(2 * math.pi)),
     "tophat": _Kernel(True, True, _log_ball_volume),
-    "epanechnikov": _Kernel(True, True, lambda d: _log_ball_volume(d) + math.log(2.0 / (d + 2.0))),
+    "epanechnikov": _Kernel(False, True, lambda d: _log_ball_volume(d) + math.log(2.0 / (d + 2.0))),
     "exponential": _Kernel(False, False, lambda d: _log_sphere_area(d) + math.lgamma(d)),
     "linear": _Kernel(False, True, lambda d: _log_ball_volume(d) - math.log(d + 1.0)),
     "cosine": _Kernel(False, True, lambda d: _log_sphere_area(d) + math.log(_cosine_radial_integral(d))),
@@ -140,9 +142,14 @@ def _block_shape(n_train: int) -> tuple[int, int]:
     return max(1, _BLOCK // cols), cols
 
 
-def _sq_dist_block(Q, q_sq, T, t_sq):
-    """Squared distances (q, t) by one GEMM, rounding below 0 clamped (inputs centred alike)."""
-    return torch.addmm(t_sq[None, :], Q, T.T, alpha=-2.0).add_(q_sq[:, None]).clamp_(min=0.0)
+def _sq_dist_factors(T):
+    """``[-2t, 1, |t|^2]`` (n, D + 2): with ``[q, |q|^2, 1]`` one GEMM gives ``|q - t|^2``."""
+    return torch.cat([T * -2.0, T.new_ones((T.shape[0], 1)), T.square().sum(1, keepdim=True)], 1)
+
+
+def _query_factors(Q, scale=1.0):
+    """``[q, scale |q|^2, 1]`` (n, D + 2), the query side of :func:`_sq_dist_factors`."""
+    return torch.cat([Q, scale * Q.square().sum(1, keepdim=True), Q.new_ones((Q.shape[0], 1))], 1)
 
 
 class _LogSumExp:
@@ -166,33 +173,27 @@ class _KernelBlocks:
     """The blocks ``log k(|q - t| / h) + log w_t`` (all <= 0) of queries against training points.
 
     The Gaussian with one bandwidth is a single GEMM per block: with ``c = 1 / (2 h^2)``,
-    ``[q, -c|q|^2, 1] . [2c t, 1, -c|t|^2] = -c |q - t|^2``, written into a reused buffer and
-    clamped at 0 (rounding), so no pass over the block is spent on scaling or shifting. Other
-    kernels of the squared distance take the GEMM squared distances, kernels of the distance
-    exact differences."""
+    ``[q, |q|^2, 1] . (-c [-2t, 1, |t|^2]) = -c |q - t|^2``, written into a reused buffer and
+    clamped at 0 (rounding), so no pass over the block is spent on scaling or shifting. The
+    tophat (several Gaussian bandwidths) takes GEMM squared distances, the other kernels
+    distances from exact differences (see the module docstring)."""
 
     def __init__(self, T, kernel, bandwidths, log_w):
         self.T, self.kernel, self.bandwidths, self.log_w = T, kernel, [float(h) for h in bandwidths], log_w
         self.spec, self.log_k = KERNELS[kernel], _LOG_KERNELS[kernel]
         self.rows, self.cols = _block_shape(T.shape[0])
         self.fused = kernel == "gaussian" and len(self.bandwidths) == 1
-        ones = T.new_ones((T.shape[0], 1))
-        t_sq = T.square().sum(1, keepdim=True)
-        if self.fused:
-            c = 0.5 / self.bandwidths[0] ** 2
-            self.c, self.T_aug = c, torch.cat([T * (2.0 * c), ones, -c * t_sq], 1)
-        elif self.spec.squared:  # [q, |q|^2, 1] . [-2t, 1, |t|^2] = |q - t|^2
-            self.T_aug = torch.cat([T * -2.0, ones, t_sq], 1)
+        if self.fused:  # the factors of |q - t|^2 with the training side scaled by -c
+            self.c = 0.5 / self.bandwidths[0] ** 2
+            self.T_aug = _sq_dist_factors(T) * -self.c
+        elif self.spec.squared:
+            self.T_aug = _sq_dist_factors(T)
         self.buffer = None
-
-    def _augment(self, Q):
-        q_sq = Q.square().sum(1, keepdim=True)
-        return torch.cat([Q, -self.c * q_sq if self.fused else q_sq, Q.new_ones((Q.shape[0], 1))], 1)
 
     def __call__(self, Q):
         """Yield ``(training slice, bandwidth index, block)`` for the query rows ``Q``; each block
         may be overwritten by the consumer."""
-        Q_aug = self._augment(Q) if self.spec.squared else None
+        Q_aug = _query_factors(Q) if self.spec.squared else None
         for ts in _chunks(self.T.shape[0], self.cols):
             if self.fused:
                 size = Q.shape[0] * (ts.stop - ts.start)
@@ -251,12 +252,13 @@ def _kth_neighbour_distance(Q, T, k, *, leave_one_out=False):
     and row ``i`` does not count training row ``i`` (its duplicates do count)."""
     rows, cols = _block_shape(T.shape[0])
     rows = max(1, min(rows, _BLOCK // max(1, k * Q.shape[1])))  # the (rows, k, D) exact differences
-    q_sq, t_sq = Q.square().sum(1), T.square().sum(1)
+    T_aug = _sq_dist_factors(T)
     out = Q.new_empty(Q.shape[0])
     for qs in _chunks(Q.shape[0], rows):
+        Q_aug = _query_factors(Q[qs])
         best_d = best_i = None
         for ts in _chunks(T.shape[0], cols):
-            S = _sq_dist_block(Q[qs], q_sq[qs], T[ts], t_sq[ts])
+            S = torch.mm(Q_aug, T_aug[ts].T).clamp_(min=0.0)
             if leave_one_out:  # the diagonal of the full (N, N) matrix inside this block
                 lo, hi = max(qs.start, ts.start), min(qs.stop, ts.stop)
                 if lo < hi:
@@ -537,10 +539,11 @@ class CountView:
     def log_pmf(self, k) -> np.ndarray:
         """``log C(N, k) + k log P + (N - k) log(1 - P)`` (``-inf`` off ``0..N``), ndarray like ``k``."""
         k = torch.as_tensor(np.asarray(k, dtype=np.float64))
-        n, p = float(self.n_samples), torch.tensor(self.probability, dtype=torch.float64)
+        n = torch.tensor(float(self.n_samples), dtype=torch.float64)
+        p = torch.tensor(self.probability, dtype=torch.float64)
         inside = (k >= 0) & (k <= n) & (k == torch.floor(k))
-        kc = k.clamp(0, n)
-        log_choose = math.lgamma(n + 1) - torch.lgamma(kc + 1) - torch.lgamma(n - kc + 1)
+        kc = torch.minimum(k.clamp(min=0), n)
+        log_choose = torch.lgamma(n + 1) - torch.lgamma(kc + 1) - torch.lgamma(n - kc + 1)
         out = log_choose + torch.special.xlogy(kc, p) + torch.special.xlogy(n - kc, 1 - p)
         return out.masked_fill(~inside, -math.inf).numpy()
 
