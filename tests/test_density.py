@@ -107,7 +107,8 @@ def test_kernel_density_equals_the_exact_sum_and_scikit_learn(kernel, d):
                 for j in range(1, d + 1, 2):
                     sk_radial += a
                     a *= -(d - j) * (d - j - 1) * (2 / math.pi) ** 2
-                true_radial = math.exp(_log_profile_integral("cosine", d)) * math.gamma(0.5 * d) / (2 * math.pi ** (0.5 * d))
+                sphere = 2 * math.pi ** (0.5 * d) / math.gamma(0.5 * d)
+                true_radial = math.exp(_log_profile_integral("cosine", d)) / sphere
                 sk = sk + math.log(sk_radial / true_radial)
             worst_sk = max(worst_sk, _rel(ours[trusted], sk[trusted]).max())
             # where our sum is exactly 0, scikit-learn returns -inf or its rounding floor
@@ -155,6 +156,31 @@ def test_far_queries_and_sample_weights(kernel):
     assert _rel(ours[fin], ref[fin]).max() < 1e-12
     if kernel in ("gaussian", "exponential"):
         assert np.isfinite(ours).all() and ours[-10:].max() < -100
+
+
+def test_small_blocks_stream_the_training_points(monkeypatch):
+    """Blocks of 64 entries: 16 query rows (3 for the neighbours) against training chunks of 4
+    points (running sums, running top-k, the shifted sum across chunks, the leave-one-out
+    diagonal across blocks) give the same answers as one block."""
+    from zoo import density
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(90, 3))
+    Q = np.r_[rng.normal(size=(37, 3)), rng.normal(size=(5, 3)) * 20 + 60]
+    w = rng.uniform(size=90)
+    whole = {k: KernelDensity(kernel=k, bandwidth=0.6).fit(X, sample_weight=w).score_samples(Q) for k in KERNELS}
+    knn = KNNDensity(n_neighbors=6).fit(X)
+    knn_new, knn_loo = knn.score_samples(Q), knn.score_samples()
+    grid = [0.3, 0.6, 1.2]
+    cv_whole = select_bandwidth(X, grid, cv=3, return_scores=True)[2]
+    monkeypatch.setattr(density, "_BLOCK", 64)
+    assert density._block_shape(90, torch.device("cpu")) == (16, 4)
+    for k in KERNELS:
+        small = KernelDensity(kernel=k, bandwidth=0.6).fit(X, sample_weight=w).score_samples(Q)
+        np.testing.assert_allclose(small, whole[k], rtol=1e-12)
+    np.testing.assert_allclose(KNNDensity(n_neighbors=6).fit(X).score_samples(Q), knn_new, rtol=1e-12)
+    np.testing.assert_allclose(KNNDensity(n_neighbors=6).fit(X).score_samples(), knn_loo, rtol=1e-12)
+    np.testing.assert_allclose(select_bandwidth(X, grid, cv=3, return_scores=True)[2], cv_whole, rtol=1e-12)
 
 
 def test_float32_follows_the_input():
@@ -483,5 +509,6 @@ def test_cuda_scores_equal_cpu_ones():
     big = np.random.default_rng(2).normal(size=(30_000, 4))
     kde = KernelDensity(bandwidth=0.3)
     cpu = kde.fit(big[:20_000]).score_samples(big[20_000:])
-    gpu = kde.fit(torch.as_tensor(big[:20_000], device="cuda")).score_samples(torch.as_tensor(big[20_000:], device="cuda"))
+    big_cuda = torch.as_tensor(big, device="cuda")
+    gpu = kde.fit(big_cuda[:20_000]).score_samples(big_cuda[20_000:])
     np.testing.assert_allclose(gpu, cpu, rtol=1e-10)

@@ -47,9 +47,12 @@ from zoo._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
 __all__ = ["KernelDensity", "Histogram", "KNNDensity", "select_bandwidth", "count_view", "CountView",
            "KERNELS", "HISTOGRAM_RULES"]
 
-#: Entries (queries x training points) of one distance block; 2^18 float64 values (2 MB) keep an
-#: elementwise pass over a block inside the level-2 caches of two cores.
-_BLOCK = 1 << 18
+#: Entries (queries x training points) of one distance block on the CPU: 2^20 float64 values
+#: (8 MB) keep a pass over a block in the last-level cache, and few enough blocks that the
+#: per-operation cost of the thread pool (large when other processes share the cores) stays small.
+_BLOCK = 1 << 20
+#: The same on a GPU, where bigger blocks keep it busy.
+_CUDA_BLOCK = 1 << 24
 #: Fewest query rows per block: below it the training points are streamed in chunks.
 _MIN_ROWS = 16
 
@@ -136,10 +139,15 @@ def _chunks(n: int, step: int):
         yield slice(start, min(n, start + step))
 
 
-def _block_shape(n_train: int) -> tuple[int, int]:
+def _block_elements(device: torch.device) -> int:
+    return _CUDA_BLOCK if device.type == "cuda" else _BLOCK
+
+
+def _block_shape(n_train: int, device: torch.device) -> tuple[int, int]:
     """(query rows, training columns) of one distance block."""
-    cols = n_train if n_train * _MIN_ROWS <= _BLOCK else _BLOCK // _MIN_ROWS
-    return max(1, _BLOCK // cols), cols
+    block = _block_elements(device)
+    cols = n_train if n_train * _MIN_ROWS <= block else block // _MIN_ROWS
+    return max(1, block // cols), cols
 
 
 def _sq_dist_factors(T):
@@ -181,7 +189,7 @@ class _KernelBlocks:
     def __init__(self, T, kernel, bandwidths, log_w):
         self.T, self.kernel, self.bandwidths, self.log_w = T, kernel, [float(h) for h in bandwidths], log_w
         self.spec, self.log_k = KERNELS[kernel], _LOG_KERNELS[kernel]
-        self.rows, self.cols = _block_shape(T.shape[0])
+        self.rows, self.cols = _block_shape(T.shape[0], T.device)
         self.fused = kernel == "gaussian" and len(self.bandwidths) == 1
         if self.fused:  # the factors of |q - t|^2 with the training side scaled by -c
             self.c = 0.5 / self.bandwidths[0] ** 2
@@ -250,8 +258,8 @@ def _kth_neighbour_distance(Q, T, k, *, leave_one_out=False):
     The ``k`` nearest are found on GEMM blocks (a running top-k over training chunks); the distance
     of the ``k`` found is then recomputed from exact differences. ``leave_one_out``: ``Q`` is ``T``
     and row ``i`` does not count training row ``i`` (its duplicates do count)."""
-    rows, cols = _block_shape(T.shape[0])
-    rows = max(1, min(rows, _BLOCK // max(1, k * Q.shape[1])))  # the (rows, k, D) exact differences
+    rows, cols = _block_shape(T.shape[0], T.device)
+    rows = max(1, min(rows, _block_elements(T.device) // max(1, k * Q.shape[1])))  # (rows, k, D) differences
     T_aug = _sq_dist_factors(T)
     out = Q.new_empty(Q.shape[0])
     for qs in _chunks(Q.shape[0], rows):
@@ -816,7 +824,7 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
         # with smoothing, a draw is from the empirical cells or, with probability alpha B / (W + alpha B),
         # from a uniformly chosen cell of the whole grid
         log_cells = float(np.log(n_bins.astype(np.float64)).sum())
-        p_uniform = 0.0 if alpha == 0 else 1.0 / (1.0 + math.exp(math.log(self.sum_weight_) - math.log(alpha) - log_cells))
+        p_uniform = 0.0 if alpha == 0 else 1.0 / (1.0 + math.exp(math.log(self.sum_weight_ / alpha) - log_cells))
         uniform = rng.uniform(size=n_samples) < p_uniform
         cells = self.occupied_bins_[rng.choice(len(counts), size=n_samples, p=counts / counts.sum())]
         if uniform.any():
