@@ -477,6 +477,8 @@ def test_bad_input_raises_value_errors_with_scikit_learns_messages():
         Histogram(bin_width=[0.5, 0.5, 0.5]).fit(X)
     with pytest.raises(ValueError, match="one per feature"):
         Histogram(bin_width=[0.5, -1.0]).fit(X)
+    with pytest.raises(ValueError, match=r"bins in feature \d .* use a wider bin"):
+        Histogram(bin_width=1e-9).fit(X)
     with pytest.raises(ValueError, match="Expected n_neighbors < n_samples, but n_neighbors = 20, n_samples = 20"):
         KNNDensity(n_neighbors=20).fit(X)
     with pytest.raises(ValueError, match="'n_neighbors' parameter of KNNDensity must be an int in the range"):

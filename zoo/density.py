@@ -155,9 +155,9 @@ def _sq_dist_factors(T):
     return torch.cat([T * -2.0, T.new_ones((T.shape[0], 1)), T.square().sum(1, keepdim=True)], 1)
 
 
-def _query_factors(Q, scale=1.0):
-    """``[q, scale |q|^2, 1]`` (n, D + 2), the query side of :func:`_sq_dist_factors`."""
-    return torch.cat([Q, scale * Q.square().sum(1, keepdim=True), Q.new_ones((Q.shape[0], 1))], 1)
+def _query_factors(Q):
+    """``[q, |q|^2, 1]`` (n, D + 2), the query side of :func:`_sq_dist_factors`."""
+    return torch.cat([Q, Q.square().sum(1, keepdim=True), Q.new_ones((Q.shape[0], 1))], 1)
 
 
 class _LogSumExp:
@@ -183,8 +183,9 @@ class _KernelBlocks:
     The Gaussian with one bandwidth is a single GEMM per block: with ``c = 1 / (2 h^2)``,
     ``[q, |q|^2, 1] . (-c [-2t, 1, |t|^2]) = -c |q - t|^2``, written into a reused buffer and
     clamped at 0 (rounding), so no pass over the block is spent on scaling or shifting. The
-    tophat (several Gaussian bandwidths) takes GEMM squared distances, the other kernels
-    distances from exact differences (see the module docstring)."""
+    tophat, and the Gaussian with several bandwidths (:func:`select_bandwidth`), take GEMM
+    squared distances; the other kernels distances from exact differences (see the module
+    docstring)."""
 
     def __init__(self, T, kernel, bandwidths, log_w):
         self.T, self.kernel, self.bandwidths, self.log_w = T, kernel, [float(h) for h in bandwidths], log_w
@@ -632,16 +633,19 @@ def _rule_width(rule: str, x: np.ndarray, w: np.ndarray) -> float:
     return min(max(fd, _rule_width("sqrt", x, w) / 2), _rule_width("sturges", x, w))
 
 
-#: The bin-width rules (NumPy's names and formulas, per dimension; "stone" is left out).
+#: Most bins per feature (the edges are stored).
+_MAX_BINS = 10_000_000
+
+#: The bin-width rules (NumPy's names and formulas, per dimension). NumPy's "stone" is left out: it
+#: is a cross-validated search over up to max(100, sqrt(n)) bin counts, with no weighted form.
 HISTOGRAM_RULES = ("auto", "fd", "doane", "scott", "rice", "sturges", "sqrt")
 
 
 def _lookup_rows(table: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """Row of ``table`` (M, D) equal to each row of ``keys`` (Q, D), -1 where none: one
     ``unique(dim=0)`` of both, so any grid size works (no flattened index to overflow)."""
-    both = torch.cat([table, keys])
-    _, inverse = torch.unique(both, dim=0, return_inverse=True)
-    where = torch.full((int(inverse.max()) + 1,), -1, dtype=torch.long, device=table.device)
+    unique, inverse = torch.unique(torch.cat([table, keys]), dim=0, return_inverse=True)
+    where = torch.full((unique.shape[0],), -1, dtype=torch.long, device=table.device)
     where[inverse[: table.shape[0]]] = torch.arange(table.shape[0], device=table.device)
     return where[inverse[table.shape[0]:]]
 
@@ -665,7 +669,8 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
         covered (a constant feature gets one bin of that width centred on its value). A rule
         (:data:`HISTOGRAM_RULES`) is NumPy's ``np.histogram_bin_edges(x, bins=rule)`` applied to
         each feature: its width ``w`` gives ``ceil(range / w)`` equal bins spanning exactly the
-        range (one bin of width 1 when the range or ``w`` is 0, as NumPy). ``"scott"``:
+        range (one bin when ``w`` is 0, e.g. an interquartile range of 0 for ``"fd"``; a
+        constant feature gets the range ``[x - 0.5, x + 0.5]``, as NumPy). ``"scott"``:
         ``w = (24 sqrt(pi) / n)^(1/3) sigma``; ``"fd"`` (Freedman-Diaconis): ``2 IQR n^(-1/3)``;
         ``"sturges"``: ``range / (log2 n + 1)``; ``"auto"``: ``min(max(fd, sqrt / 2), sturges)``;
         also ``"doane"``, ``"rice"``, ``"sqrt"``. With sample weights, ``n`` is the total weight
@@ -693,7 +698,7 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
     >>> from zoo.density import Histogram
     >>> X = np.random.default_rng(0).normal(size=(1000, 2))
     >>> hist = Histogram(bin_width="fd").fit(X)
-    >>> hist.score_samples([[0.0, 0.0], [10.0, 0.0]])[1]
+    >>> float(hist.score_samples([[10.0, 0.0]])[0])   # outside the grid
     -inf
     >>> view = hist.count_view(0.05)   # one cell of probability 0.05: K ~ Binomial(1000, 0.05)
     >>> view.mean, round(view.estimate_std * hist.bin_volume_, 5)
@@ -743,6 +748,10 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
                 lo, hi = lo - 0.5, hi + 0.5
             counts[j] = math.ceil((hi - lo) / rule) if rule > 0 else 1
             firsts[j], steps[j] = lo, (hi - lo) / counts[j]
+        if counts.max() > _MAX_BINS:
+            j = int(counts.argmax())
+            raise ValueError(f"bin_width={self.bin_width!r} gives {counts[j]} bins in feature {j} (at most {_MAX_BINS} "
+                             "per feature): use a wider bin")
         return firsts, steps, counts
 
     def fit(self, X, y=None, sample_weight=None):
@@ -774,7 +783,7 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
         self._counts = torch.zeros(occupied.shape[0], dtype=torch.float64, device=X.device).index_add_(
             0, inverse, w.double())
         self.occupied_bins_ = _as_numpy(occupied)
-        self.counts_ = _as_numpy(self._counts).astype(X64.dtype if X.dtype == torch.float64 else np.float32)
+        self.counts_ = _as_numpy(self._counts).astype(np.float32 if X.dtype == torch.float32 else np.float64)
         self.n_samples_fit_ = int(X.shape[0])
         self.sum_weight_ = float(w64.sum())
         # log(W + alpha B), B = prod n_bins (possibly astronomically large: kept in log space)
@@ -908,7 +917,7 @@ class KNNDensity(TorchEstimatorMixin, BaseEstimator):
         if k >= n:
             raise ValueError(f"Expected n_neighbors < n_samples, but n_neighbors = {k}, n_samples = {n}: the k-th "
                              "nearest neighbour of a training point among the others needs k < n_samples")
-        self._X = X
+        self._X, self._k = X, k
         self.n_samples_fit_ = n
         return self
 
@@ -926,7 +935,7 @@ class KNNDensity(TorchEstimatorMixin, BaseEstimator):
             Q, n_ref, loo = self._X, self.n_samples_fit_ - 1, True
         else:
             Q, n_ref, loo = self._validate_data(X, reset=False), self.n_samples_fit_, False
-        k, d = self.n_neighbors, self._X.shape[1]
+        k, d = self._k, self._X.shape[1]
         centre = self._X.mean(0)
         r = _kth_neighbour_distance(Q - centre, self._X - centre, k, leave_one_out=loo)
         log_p = (math.log(k) - math.log(n_ref) - _log_ball_volume(d)) - d * torch.log(r)
