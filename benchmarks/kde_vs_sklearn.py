@@ -22,6 +22,13 @@ the true sum, so the table gives the difference on all queries and on those abov
     python benchmarks/kde_vs_sklearn.py            # 20k queries x 20k training points, D = 2, 8, 32
     python benchmarks/kde_vs_sklearn.py --quick    # 4k x 4k
     python benchmarks/kde_vs_sklearn.py --device cuda
+
+OpenMP's wait policy: the script sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already
+sets it (``OMP_WAIT_POLICY=ACTIVE python benchmarks/kde_vs_sklearn.py`` for torch's default
+spinning). Our scorer runs four short parallel operations per block; with spinning waits, a
+second process on one of the two cores stalls every one of them (measured: 8k x 8k, D=32, one
+busy process beside it: 2.9-3.3 s spinning, 0.3-0.4 s passive, 0.26-0.46 s on one thread).
+scikit-learn's KernelDensity is single-threaded Cython and does not use OpenMP.
 """
 from __future__ import annotations
 
@@ -32,11 +39,14 @@ import os
 import sys
 import time
 
-import numpy as np
-import torch
-from scipy.spatial.distance import cdist
-from scipy.special import logsumexp
-from sklearn.neighbors import KernelDensity as SkKernelDensity
+# read by OpenMP once, when torch loads (see the docstring)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.spatial.distance import cdist  # noqa: E402
+from scipy.special import logsumexp  # noqa: E402
+from sklearn.neighbors import KernelDensity as SkKernelDensity  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from zoo.density import KernelDensity  # noqa: E402
@@ -104,6 +114,7 @@ def run_case(d, n, m, repeats, device, pause, sklearn_configs, n_check, skip_skl
         "case": f"gaussian-N{n}-M{m}-D{d}",
         "n_train": n, "n_queries": m, "n_features": d, "bandwidth": h,
         "dtype": "float64", "device": str(device), "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "load_average": os.getloadavg(),
         "ours_s": min(t_ours), "ours_all_s": t_ours,
         "ours_vs_exact": rel(outs["ours"][check], exact), "n_checked": len(check),
     }
@@ -165,7 +176,8 @@ def main(argv=None):
     load = os.getloadavg()
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
-          + f"; {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+          + f"; {os.cpu_count()} cores, OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if same:
         print("# scikit-learn's default tolerances are rtol=0, atol=0 (its exact mode): timed once, as 'default'")
     names = list(configs)
