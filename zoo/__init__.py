@@ -16,6 +16,7 @@ from .datasets import list_datasets, load_dataset  # noqa: E402
 from .glgae import GLGAE  # noqa: E402
 from .mixture import BayesianGaussianMixture, BayesianGMM, GaussianMixture, GaussianMixtureModel, KMeans  # noqa: E402
 from .linear_mixture import MixtureOfLinearModels  # noqa: E402
+from .density import Histogram, KernelDensity, KNNDensity  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
 from .conjugate import ConjugateGaussian  # noqa: E402
 from .vae import VAE, PlainVAE  # noqa: E402
@@ -23,7 +24,8 @@ from .autoencoders import Autoencoder  # noqa: E402
 from .sparse_coding import DictionaryLearning, SparseCoder, SparseCodingModel  # noqa: E402
 
 __all__ = [
-    "ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels", "create_model", "list_models", "register_model",
+    "ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels",
+    "KernelDensity", "Histogram", "KNNDensity", "create_model", "list_models", "register_model",
     "datasets", "load_dataset", "list_datasets", "BayesianGaussianMixture", "BayesianGMM", "ConjugateGaussian",
     "VAE", "PlainVAE", "Autoencoder", "DictionaryLearning", "SparseCoder", "SparseCodingModel",
 ]
