@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from zoo.linear_mixture import MixtureOfLinearModels
 from zoo.mixture import BayesianGaussianMixture, GaussianMixture, KMeans, expected_failed_checks
+from zoo.density import Histogram, KernelDensity, KNNDensity
 from zoo.sparse_coding import DictionaryLearning, SparseCoder
 
 COV_TYPES = ["full", "tied", "diag", "spherical"]
@@ -34,7 +35,7 @@ def _all_estimators():
     the width of most of the checks' data, as scikit-learn checks its own SparseCoder)."""
     coder = SparseCoder(np.random.default_rng(0).normal(size=(5, 3)))
     return [GaussianMixture(), BayesianGaussianMixture(), KMeans(), MixtureOfLinearModels(), DictionaryLearning(),
-            coder]
+            coder, KernelDensity(), Histogram(), KNNDensity()]
 
 
 @parametrize_with_checks(_all_estimators(), expected_failed_checks=expected_failed_checks)

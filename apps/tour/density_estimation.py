@@ -162,9 +162,7 @@ def dimension_sweep(dims=(1, 2, 4, 8, 16), *, n_train: int = 1000, n_test: int =
                 status(f"d = {d}: {name}")
             ll, fit_s, _, _ = fit_and_score(name, train, test, seed=seed, quick=quick)
             pos = np.isfinite(ll)
-            if not pos.any():
-                rows.append({"dimension": d, "estimator": name, "held_out_loglik": None, "true_loglik": None,
-                             "gap_per_dimension": None, "zero_density_share": 1.0, "fit_s": fit_s})
+            if not pos.any():  # every held-out point outside the estimate's support: no row
                 continue
             mean, true = float(np.mean(ll[pos])), float(np.mean(true_lp[pos]))
             rows.append({"dimension": d, "estimator": name, "held_out_loglik": mean, "true_loglik": true,
@@ -210,7 +208,8 @@ def density_estimation(ctx: TourContext) -> Section:
     figures = [ctx.figure(fig, "density_dimension.png",
                           "Held-out log-likelihood minus the true log density, per dimension, on two unit "
                           "Gaussians 4 apart, 1000 training and 1000 held-out points per dimension.")]
-    best = table.loc[table.groupby("data")["held_out_loglik"].idxmax()]
+    normalised = table[(table["estimator"] != "kNN") & (table["zero_density_share"] == 0)]
+    best = normalised.loc[normalised.groupby("data", sort=False)["held_out_loglik"].idxmax()]
     winners = "; ".join(f"{r.data}: {r.estimator} ({r.held_out_loglik:.3f})" for r in best.itertuples())
     prose = [
         "Every density model of the zoo fitted on the same training rows and scored on the same held-out rows "
@@ -221,7 +220,8 @@ def density_estimation(ctx: TourContext) -> Section:
         "density and flatters it), the KDE's bandwidth is chosen by 5-fold held-out likelihood on the "
         "training rows, the mixture's number of components by BIC, and the VAE's log-likelihood is "
         "importance-sampled with its encoder as proposal.",
-        f"Best held-out log-likelihood per data set: {winners}.",
+        f"Best held-out log-likelihood per data set among the normalised estimates that give every held-out "
+        f"point a positive density: {winners}.",
         "On two Gaussians in growing dimension the histogram's cells empty out first (zero density for "
         "held-out points), the KDE and kNN estimates fall behind the parametric mixtures, which know the "
         "right family and stay near the true density.",
