@@ -19,6 +19,8 @@ TUTORIALS = [
     "push_away_and_absorbing_component",
     "vae_gradient_estimators",
     "variational_em",
+    "density_estimation",
+    "sparse_coding",
 ]
 SMOKE_TIMEOUT_S = 300  # each runs in well under 20 s on a quiet machine; the margin is for shared CPUs
 
