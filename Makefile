@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/cavi_vs_sklearn.py
 	$(PY) benchmarks/vae_step.py --no-jit
 	$(PY) benchmarks/vae_digits.py --compare-plain
+	$(PY) benchmarks/kde_vs_sklearn.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
