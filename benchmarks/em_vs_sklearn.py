@@ -144,7 +144,7 @@ def run_case(cov_type, n, d, k, n_iter, repeats, device, dtype, skip_sklearn=Fal
             sklearn_s=min(t_ref),
             sklearn_all_s=t_ref,
             ratio=min(t_ref) / min(t_ours),
-            lower_bound_rel_diff=abs(ours.lower_bound_ - ref.lower_bound_) / abs(ref.lower_bound_),
+            lower_bound_rel_diff=float(abs(ours.lower_bound_ - ref.lower_bound_) / abs(ref.lower_bound_)),
         )
     if device.type == "cuda":
         rate = gemm_rate(n, d, k, dtype, device)

@@ -11,7 +11,7 @@ from .result import FitResult
 from .elbo import ESTIMATORS, elbo_for, gradient_variance, make_elbo
 from .reparam_elbo import ReparamELBO
 from .iwae import ImportanceWeightedELBO
-from . import svi, nuts, pyro_em, cavi, coordinate  # noqa: F401  (each registers its method)
+from . import svi, nuts, pyro_em, cavi, coordinate, layerwise  # noqa: F401  (each registers its method)
 from .fit import fit
 from .compare import Comparison, compare
 from . import views

@@ -5,7 +5,7 @@ import torch
 
 import zoo  # noqa: F401  (project Pyro settings)
 import inference
-from zoo.autoencoders import Autoencoder, sparsity_penalty
+from zoo.autoencoders import Autoencoder, StackedAutoencoder, sparsity_penalty
 
 
 def _digits(n):
@@ -65,3 +65,55 @@ def test_gaussian_autoencoder_and_bad_input():
     g = Autoencoder(64, 4, 8, likelihood="gaussian")
     x = torch.rand(20, 64)
     assert torch.allclose(g.reconstruction_error(x), (x - g.decoder(g.encode(x))).pow(2).sum(-1).detach())
+
+
+# --- the stacked autoencoder ------------------------------------------------------------------------
+def test_assembled_stack_computes_what_its_stages_compute():
+    """After assemble(): the deep encoder is the stages' encoders one after the other, and the deep decoder
+    their decoders in reverse, each stage's output logits passed through the sigmoid units of the stack."""
+    torch.manual_seed(0)
+    stack = StackedAutoencoder(64, (32, 8, 3)).double()
+    for m in stack.modules():  # random weights everywhere, different in the stages and the stack
+        if isinstance(m, torch.nn.Linear):
+            m.reset_parameters()
+    stack.assemble()
+    x = _digits(20).double()
+    code = x
+    for stage in stack.stages:
+        code = stage.encoder(code)
+    torch.testing.assert_close(stack.encoder(x), code, rtol=0, atol=1e-12)
+    out = code
+    for i, stage in enumerate(reversed(stack.stages)):
+        out = stage.decoder(out)
+        if i < len(stack.stages) - 1:
+            out = torch.sigmoid(out)
+    torch.testing.assert_close(stack.decoder(code), out, rtol=0, atol=1e-12)
+
+
+def test_layerwise_pretraining_then_finetuning():
+    """method="layerwise": each stage's loss falls on its own input (the data, then the codes below);
+    fine-tuning starts from the assembled stack (its first loss is the assembled stack's) and lowers it;
+    the result reconstructs better than the data mean."""
+    x = _digits(300)
+    stack = zoo.create_model("stacked_autoencoder", n_features=64, layer_sizes=(32, 8))
+    r = inference.fit(stack, x, method="layerwise", num_steps=300, finetune_steps=300, lr=1e-2, batch_size=150,
+                      seed=0, progress_bar=False)
+    assert len(r.stage_losses) == 2 and all(len(t) == 300 for t in r.stage_losses)
+    for trace in r.stage_losses:
+        assert sum(trace[-20:]) < sum(trace[:20])
+    tune = r.losses[600:]
+    assert len(tune) == 300 and sum(tune[-20:]) < sum(tune[:20])
+    p = x.mean(0).clamp(1e-3, 1 - 1e-3)
+    mean_baseline = -(x * p.log() + (1 - x) * (1 - p).log()).sum(-1).mean().item()
+    assert stack.reconstruction_error(x).mean().item() < mean_baseline - 1.0
+    assert r.method == "layerwise" and r.samples["code"].shape == (1, 1, 300, 8)
+
+
+def test_layerwise_refuses_a_model_without_stages_and_bad_layers():
+    with pytest.raises(ValueError, match="no layer-wise stages"):
+        inference.fit(Autoencoder(64, 4, 8), _digits(10), method="layerwise")
+    with pytest.raises(ValueError, match="at least one layer"):
+        StackedAutoencoder(64, ())
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        Autoencoder(4, 2, (), likelihood="cross_entropy").reconstruction_error(torch.full((3, 4), 2.0))
+

@@ -11,6 +11,7 @@ import zoo
 SMALL_KWARGS = {
     "gmm": dict(n_components=2), "glgae": dict(K=3, D=2, E=2), "bayesian_gmm": dict(n_components=2, covariance_type="diag"),
     "vae": dict(n_features=12, latent_dim=2, hidden=(16,)), "autoencoder": dict(n_features=12, code_dim=2, hidden=(16,)),
+    "stacked_autoencoder": dict(n_features=12, layer_sizes=(8, 2)),
 }
 
 
@@ -19,7 +20,7 @@ def _binary():
 
 
 # Models that need other data than 40 two-dimensional blob points: name -> data factory.
-SMALL_DATA = {"vae": _binary, "autoencoder": _binary}
+SMALL_DATA = {"vae": _binary, "autoencoder": _binary, "stacked_autoencoder": _binary}
 
 
 def small_data(model_name=None):

@@ -63,6 +63,10 @@ Optional hooks (:data:`HOOKS`; unimplemented by default, see :func:`provides`):
     log p(theta) of the continuous latent sites, (*S,).
 ``exact_posterior(data) -> (mean, covariance)`` and ``log_evidence(data) -> Tensor``
     a closed-form posterior of a single latent site and log p(data) (``reference="exact"``).
+``layerwise_stages() -> list`` and ``assemble() -> None``
+    greedy layer-wise pre-training (``method="layerwise"``): the models trained one after the
+    other, each on the codes (``stage.encode``) of the one before, then copied into the model by
+    ``assemble`` before the whole is fine-tuned.
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ __all__ = ["ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "ELBOSpec",
 
 #: the optional hooks of the protocol, each unimplemented on :class:`ZooModel`
 HOOKS = ("em_update", "coordinate_fit", "cavi_fit", "component_log_prob", "log_prior", "exact_posterior",
-         "log_evidence")
+         "log_evidence", "layerwise_stages", "assemble")
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,12 @@ class ZooModel(PyroModule):
 
     def log_evidence(self, data) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form evidence")
+
+    def layerwise_stages(self) -> list:
+        raise NotImplementedError(f"{type(self).__name__} has no layer-wise pre-training")
+
+    def assemble(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} has no layer-wise pre-training")
 
 
 def provides(model, hook: str) -> bool:

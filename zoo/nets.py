@@ -16,7 +16,7 @@ from ._checks import check_choice, check_positive_int
 
 __all__ = ["mlp", "GaussianEncoder", "CodeEncoder", "Decoder", "ACTIVATIONS", "check_hidden"]
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU, "sigmoid": nn.Sigmoid}
 
 
 def check_hidden(hidden) -> tuple[int, ...]:
