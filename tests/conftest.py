@@ -13,6 +13,16 @@ warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refacto
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one intra-op thread for a module of small fits: on shared cores the threads cost more
+    than they save (``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

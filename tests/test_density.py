@@ -30,13 +30,7 @@ PROFILES = {  # the radial profiles k(r), r = distance / h, written independentl
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small problems on shared cores: intra-op threads cost more than they save
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------ an exact reference

@@ -18,13 +18,7 @@ import zoo.mixture._gaussian as kernels
 from zoo.mixture import GaussianMixture, KMeans, kmeans_plusplus
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the fits are tiny: on shared cores, intra-op threads cost far more than they save
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(name):

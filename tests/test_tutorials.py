@@ -66,7 +66,8 @@ def test_tutorial_is_a_notebook(name):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# ")
     assert nb.metadata["kernelspec"]["language"] == "python"
     text = script.read_text(encoding="utf-8")
-    assert 'os.environ.get("SMOKE") == "1"' in text, "a tutorial has a smoke mode"
+    shared = "from apps.tutorial import setup" in text  # reads SMOKE and TUTORIAL_OUT, seeds everything
+    assert shared or 'os.environ.get("SMOKE") == "1"' in text, "a tutorial has a smoke mode"
     assert "TUTORIAL_OUT" in text, "a tutorial saves its figures only where TUTORIAL_OUT says"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "seed" in code.lower(), "a tutorial sets its seed"

@@ -33,8 +33,6 @@
 # %%
 import os
 import sys
-import warnings
-from pathlib import Path
 
 import matplotlib
 
@@ -46,22 +44,13 @@ import pyro  # noqa: E402
 import sklearn  # noqa: E402
 import torch  # noqa: E402
 
+from apps.tutorial import setup  # noqa: E402
 from apps.tour.density_estimation import (density_comparison, dimension_sweep, held_out_splits,  # noqa: E402
                                           plot_dimension_sweep)
-from inference.views import keep_figure  # noqa: E402
 from zoo.density import Histogram, KernelDensity, KNNDensity, select_bandwidth  # noqa: E402
 
-SMOKE = os.environ.get("SMOKE") == "1"
-OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None
-SEED = 0
-np.random.seed(SEED)
-torch.manual_seed(SEED)
-pyro.set_rng_seed(SEED)
-warnings.filterwarnings("ignore")
-
-
-def show(fig, name):
-    keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
+TUTORIAL = setup(seed=0)  # SMOKE, TUTORIAL_OUT, every seed
+SMOKE, SEED, show = TUTORIAL.smoke, TUTORIAL.seed, TUTORIAL.show
 
 
 # %% [markdown]

@@ -32,8 +32,6 @@
 # %%
 import os
 import sys
-import warnings
-from pathlib import Path
 
 import matplotlib
 
@@ -48,22 +46,13 @@ import torch  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 from sklearn.decomposition import sparse_encode as sk_sparse_encode  # noqa: E402
 
+from apps.tutorial import setup  # noqa: E402
 import inference  # noqa: E402
 import zoo  # noqa: E402
-from inference.views import keep_figure  # noqa: E402
 from zoo.sparse_coding import DictionaryLearning, mass_away_from_zero, objective  # noqa: E402
 
-SMOKE = os.environ.get("SMOKE") == "1"
-OUT = Path(os.environ["TUTORIAL_OUT"]) if os.environ.get("TUTORIAL_OUT") else None
-SEED = 0
-np.random.seed(SEED)
-torch.manual_seed(SEED)
-pyro.set_rng_seed(SEED)
-warnings.filterwarnings("ignore")
-
-
-def show(fig, name):
-    keep_figure(fig, name, OUT)  # a PNG in TUTORIAL_OUT (written atomically) when it is set; closes the figure
+TUTORIAL = setup(seed=0)  # SMOKE, TUTORIAL_OUT, every seed
+SMOKE, SEED, show = TUTORIAL.smoke, TUTORIAL.seed, TUTORIAL.show
 
 
 # %% [markdown]
