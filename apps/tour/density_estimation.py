@@ -207,7 +207,8 @@ def density_estimation(ctx: TourContext) -> Section:
     plot_dimension_sweep(sweep, ax)
     figures = [ctx.figure(fig, "density_dimension.png",
                           "Held-out log-likelihood minus the true log density, per dimension, on two unit "
-                          "Gaussians 4 apart, 1000 training and 1000 held-out points per dimension.")]
+                          "Gaussians 4 apart, 1000 training and 1000 held-out points per dimension; hollow markers: some "
+                          "held-out points got zero density (the gap is over the others).")]
     normalised = table[(table["estimator"] != "kNN") & (table["zero_density_share"] == 0)]
     best = normalised.loc[normalised.groupby("data", sort=False)["held_out_loglik"].idxmax()]
     winners = "; ".join(f"{r.data}: {r.estimator} ({r.held_out_loglik:.3f})" for r in best.itertuples())
