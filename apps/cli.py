@@ -76,7 +76,7 @@ def cmd_list(args) -> int:
         print(f"  {name:10s} {guides.guide_spec(name).description}")
     print("methods:")
     for name in inference.list_methods():
-        print(f"  {name:10s} {inference.METHODS[name]}")
+        print(f"  {name:10s} {inference.method_spec(name).description}")
     print("datasets:")
     for name in datasets.list_datasets():
         print(f"  {name}")

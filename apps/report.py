@@ -33,9 +33,8 @@ def summary_table(results: dict, *, unscale=None) -> pd.DataFrame:
     rows = []
     for label, r in results.items():
         post = r.posterior_mean()
-        point = {k: v for k, v in post.items()}
         with torch.no_grad():
-            loglik = r.model.pointwise_log_likelihood(point, r.data).mean().item()
+            loglik = r.model.pointwise_log_likelihood(post, r.data).mean().item()
         row = {"fit": label, "run_time_s": round(r.run_time, 2),
                "final_loss": round(r.losses[-1], 3) if r.losses else np.nan,
                "loglik_per_datum": round(loglik, 4)}

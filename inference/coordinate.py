@@ -8,7 +8,7 @@ import pyro
 
 from zoo.base import provides
 
-from .methods import positive_int, register_method
+from .methods import non_negative_or_none, positive_int, register_method
 from .result import FitResult
 
 __all__ = ["fit_coordinate"]
@@ -23,8 +23,7 @@ def fit_coordinate(model, data, *, method: str = "coordinate", num_steps: int = 
     if not provides(model, "coordinate_fit"):
         raise ValueError(f"{type(model).__name__} has no coordinate updates; use 'svi', 'map', 'em' or 'nuts'")
     positive_int(num_steps, "num_steps")
-    if tol is not None and not tol >= 0:
-        raise ValueError(f"tol must be non-negative or None, got {tol}")
+    non_negative_or_none(tol, "tol")
     start = time.perf_counter()
     pyro.set_rng_seed(seed)
     model.reset_parameters(data, seed=seed)

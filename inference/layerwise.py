@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import torch
 
 from zoo.base import provides
 
@@ -31,13 +30,11 @@ def fit_layerwise(model, data, *, method: str = "layerwise", num_steps: int = 10
     positive_int(finetune_steps, "finetune_steps")
     start = time.perf_counter()
     common = dict(method="svi", guide="custom", lr=lr, batch_size=batch_size, progress_bar=progress_bar)
-    model.reset_parameters(data, seed=seed)
-    x, stage_losses = data, []
+    x, stage_losses = data, []  # every stage is initialised by its own fit; assemble() sets the whole stack
     for i, stage in enumerate(model.layerwise_stages()):
         r = fit(stage, x, num_steps=num_steps, seed=seed + i, **common)
         stage_losses.append(list(r.losses))
-        with torch.no_grad():
-            x = stage.encode(x)
+        x = stage.encode(x)
     model.assemble()  # the next reset_parameters keeps the assembled weights: fine-tuning starts there
     result = fit(model, data, num_steps=finetune_steps, seed=seed, **common)
     result.method, result.run_time = method, time.perf_counter() - start

@@ -80,3 +80,10 @@ def positive_int(value, name: str, minimum: int = 1) -> int:
             what = "a non-negative integer"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
+
+
+def non_negative_or_none(value, name: str):
+    """``value`` when it is None or a number >= 0; a ``ValueError`` naming the option otherwise."""
+    if value is not None and not value >= 0:
+        raise ValueError(f"{name} must be non-negative or None, got {value}")
+    return value

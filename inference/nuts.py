@@ -33,8 +33,7 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
     positive_int(num_samples, "num_samples")
     positive_int(num_chains, "num_chains")
     positive_int(num_warmup, "num_warmup", minimum=0)
-    if isinstance(max_tree_depth, bool) or not isinstance(max_tree_depth, int) or max_tree_depth < 1:
-        raise ValueError(f"max_tree_depth must be a positive integer, got {max_tree_depth!r}")
+    positive_int(max_tree_depth, "max_tree_depth")
     if not 0 < target_accept_prob < 1:
         raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob}")
     if not isinstance(nuts_init, (dict, FitResult)) and nuts_init not in ("map", "prior"):

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from zoo.base import as_model, provides
 from zoo.tracing import trace_model
 
-from .methods import positive_int, register_method
+from .methods import non_negative_or_none, positive_int, register_method
 
 __all__ = ["fit_em", "log_joint"]
 
@@ -190,8 +190,7 @@ def _em(model, data, *, method: str = "em", num_steps: int = 1000, tol: float | 
     ``m_step`` ``"auto"`` (the model's closed form when it has ``em_update``), ``"closed_form"`` or ``"gradient"``
     (L-BFGS)."""
     positive_int(num_steps, "num_steps")
-    if tol is not None and not tol >= 0:
-        raise ValueError(f"tol must be non-negative or None, got {tol}")
+    non_negative_or_none(tol, "tol")
     if any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"method 'em' estimates the model's sample sites; {type(model).__name__} has learnable "
                          "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")

@@ -21,7 +21,7 @@ from zoo.tracing import trace_model
 
 from .checkpoint import atomic_save, load_checkpoint
 from .elbo import elbo_for
-from .methods import positive_int, register_method
+from .methods import non_negative_or_none, positive_int, register_method
 from .result import FitResult
 
 __all__ = ["fit_svi", "guide_samples"]
@@ -74,8 +74,7 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         raise ValueError(f"lr must be positive, got {lr}")
     if not 0 < lr_decay <= 1:
         raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
-    if tol is not None and not tol >= 0:
-        raise ValueError(f"tol must be non-negative or None, got {tol}")
+    non_negative_or_none(tol, "tol")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     if checkpoint is not None and restarts != 1:

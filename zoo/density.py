@@ -188,7 +188,7 @@ class _KernelBlocks:
     docstring)."""
 
     def __init__(self, T, kernel, bandwidths, log_w):
-        self.T, self.kernel, self.bandwidths, self.log_w = T, kernel, [float(h) for h in bandwidths], log_w
+        self.T, self.bandwidths, self.log_w = T, [float(h) for h in bandwidths], log_w
         self.spec, self.log_k = KERNELS[kernel], _LOG_KERNELS[kernel]
         self.rows, self.cols = _block_shape(T.shape[0], T.device)
         self.fused = kernel == "gaussian" and len(self.bandwidths) == 1
@@ -211,7 +211,7 @@ class _KernelBlocks:
                 L = torch.mm(Q_aug, self.T_aug[ts].T, out=self.buffer[:size].view(Q.shape[0], -1)).clamp_(max=0.0)
                 if self.log_w is not None:
                     L.add_(self.log_w[None, ts])
-                yield ts, 0, L
+                yield 0, L
                 continue
             if self.spec.squared:
                 base = torch.mm(Q_aug, self.T_aug[ts].T).clamp_(min=0.0)
@@ -221,7 +221,7 @@ class _KernelBlocks:
                 L = self.log_k(base, h)
                 if self.log_w is not None:
                     L.add_(self.log_w[None, ts])
-                yield ts, g, L
+                yield g, L
 
 
 def _kernel_log_sums(Q, T, kernel, bandwidths, log_w=None):
@@ -237,7 +237,7 @@ def _kernel_log_sums(Q, T, kernel, bandwidths, log_w=None):
     out = Q.new_empty((G, n_q))
     for qs in _chunks(n_q, blocks.rows):
         sums = Q.new_zeros((G, qs.stop - qs.start))
-        for _, g, L in blocks(Q[qs]):
+        for g, L in blocks(Q[qs]):
             sums[g] += L.exp_().sum(1)
         out[:, qs] = torch.log(sums)
     info = torch.finfo(Q.dtype)
@@ -246,7 +246,7 @@ def _kernel_log_sums(Q, T, kernel, bandwidths, log_w=None):
     for start in range(0, redo.numel(), blocks.rows):
         rows = redo[start : start + blocks.rows]
         acc = [_LogSumExp(Q, rows.numel()) for _ in range(G)]
-        for _, g, L in blocks(Q[rows]):
+        for g, L in blocks(Q[rows]):
             acc[g].add(L)
         stable = torch.stack([a.result() for a in acc])
         out[:, rows] = torch.where(low[:, rows], stable, out[:, rows])
@@ -777,7 +777,7 @@ class Histogram(TorchEstimatorMixin, BaseEstimator):
         self._last = torch.as_tensor([e[-1] for e in self.bin_edges_], dtype=torch.float64, device=X.device)
         self._step = torch.as_tensor(steps, dtype=torch.float64, device=X.device)
         self._n_bins = torch.as_tensor(counts, device=X.device)
-        cells, inside = self._cells(X)
+        cells, _ = self._cells(X)
         occupied, inverse = torch.unique(cells, dim=0, return_inverse=True)
         self._occupied = occupied
         self._counts = torch.zeros(occupied.shape[0], dtype=torch.float64, device=X.device).index_add_(

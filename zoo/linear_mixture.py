@@ -50,7 +50,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from zoo._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
+from zoo._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin, to_numpy
 
 __all__ = ["MixtureOfLinearModels", "least_squares_update"]
 
@@ -268,9 +268,8 @@ class MixtureOfLinearModels(ClassNamePrefixFeaturesOutMixin, ClusterMixin, Trans
                 stacklevel=2,
             )
         self._means, self._components = best["means"], best["components"]
-        np_dtype = np.float32 if X.dtype == torch.float32 else np.float64
-        self.means_ = best["means"].detach().cpu().numpy().astype(np_dtype)
-        self.components_ = best["components"].detach().cpu().numpy().astype(np_dtype)
+        self.means_ = to_numpy(best["means"], X.dtype)
+        self.components_ = to_numpy(best["components"], X.dtype)
         self.labels_ = best["labels"].cpu().numpy()
         self.inertia_ = best["inertia"]
         self.objective_ = np.asarray(best["objective"], dtype=np.float64)

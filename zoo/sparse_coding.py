@@ -515,7 +515,7 @@ class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Torc
         self._validate_params()
         _check_code_options(self)
         X = self._validate_data(X, reset=True)
-        n, d = X.shape
+        d = X.shape[1]
         k = d if self.n_components is None else self.n_components
         rng = check_random_state(self.random_state)
         penalty, eta, ridge = self.penalty, float(self.eta), float(self.ridge)
@@ -555,10 +555,6 @@ class DictionaryLearning(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Torc
                 converged = True
                 break
         return A, objective, converged
-
-    def fit_transform(self, X, y=None):
-        """``fit(X).transform(X)``: the codes of ``X`` (n_samples, n_components)."""
-        return self.fit(X).transform(X)
 
     def transform(self, X):
         """Codes (n_samples, n_components) of ``X`` under the learned dictionary, from zero codes."""

@@ -53,7 +53,6 @@ comparable, so convergence is only tested between iterations run at equal ``T``.
 from __future__ import annotations
 
 import math
-import numbers
 import time
 import warnings
 from numbers import Integral, Real
@@ -140,7 +139,7 @@ def temperature_schedule(temperature=1.0, annealing=None) -> TemperatureSchedule
 
 
 def _check_temperature(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 

@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import StrOptions
 
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
@@ -74,12 +73,7 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     converged_, n_iter_, n_features_in_ :
     """
 
-    _covariance_types = ("full", "tied", "diag", "spherical")
-    _parameter_constraints: dict = {
-        **BaseGaussianMixture._parameter_constraints,
-        **gw.PRIOR_PARAMETER_CONSTRAINTS,
-        "covariance_type": [StrOptions(set(_covariance_types))],
-    }
+    _parameter_constraints: dict = {**BaseGaussianMixture._parameter_constraints, **gw.PRIOR_PARAMETER_CONSTRAINTS}
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weight_concentration_prior_type="dirichlet_process",

@@ -63,6 +63,8 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions, validate_parameter_constraints
 from sklearn.utils.validation import check_array
 
+from .._estimator import check_shape
+
 __all__ = [
     "GaussianWishartPrior", "make_prior", "weight_update", "expected_log_weights", "mixture_weights",
     "component_update", "expected_log_det", "estep_constants", "expected_precision", "elbo",
@@ -148,8 +150,7 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
         m0 = Xd.mean(0)
     else:
         m0 = _as_f64(mean_prior, "mean_prior", dev)
-        if tuple(m0.shape) != (d,):
-            raise ValueError(f"The parameter 'means' should have the shape of {(d,)}, but got {tuple(m0.shape)}")
+        check_shape(m0, (d,), "means")
     gamma_family = covariance_type == "diag" and diag_family == "gamma"
     if degrees_of_freedom_prior is None:
         nu0 = float(d)
@@ -178,9 +179,7 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
     else:
         psi0 = _as_f64(covariance_prior, "covariance_prior", dev)
         shape = {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[covariance_type]
-        if tuple(psi0.shape) != shape:
-            raise ValueError(f"The parameter '{covariance_type} covariance_prior' should have the shape of {shape}, "
-                             f"but got {tuple(psi0.shape)}")
+        check_shape(psi0, shape, f"{covariance_type} covariance_prior")
         if covariance_type in ("full", "tied"):
             if not torch.allclose(psi0, psi0.T) or bool(torch.linalg.cholesky_ex(psi0)[1] != 0):
                 raise ValueError(f"'{covariance_type} precision' should be symmetric, positive-definite")

@@ -167,9 +167,6 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
     def _estimate_weighted_log_prob(self, z):
         return kernels.weighted_log_prob(z, self._coef, self._kind, self._ws)
 
-    def _estimate_log_prob(self, z):
-        return self._estimate_weighted_log_prob(z) - self._estimate_log_weights().to(z.dtype)
-
     def _em_iteration(self, Z, temperature):
         # fused E+M: each chunk's responsibilities go straight into the statistics
         kind = self._kind
@@ -182,10 +179,6 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
             total += tempered_responsibilities(resp, temperature, dim=dim).sum(dtype=_STAT)
             kernels.accumulate_stats(acc, z, resp, kind, self._ws)
         return self._update(kernels.finish_stats(acc, kind, self._k), total, Z.shape[0])
-
-    def _m_step(self, Z, log_resp):
-        self._params = self._params_from_stats(self._suff_stats(Z, log_resp, is_log=True))
-        self._refresh()
 
     def _get_parameters(self):
         return self._params
@@ -443,9 +436,6 @@ class GaussianMixture(BaseGaussianMixture):
 
     def _mixture_weights(self):
         return self._params["weights"]
-
-    def _compute_lower_bound(self, log_resp, log_prob_norm):
-        return log_prob_norm
 
     # ------------------------------------------------------------ model selection
     def _n_parameters(self):
