@@ -11,8 +11,8 @@ import numpy as np
 
 from ._checks import check_positive_int
 
-__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring",
-           "load_binary_digits", "make_binary", "load_mnist_idx"]
+__all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring", "make_grid",
+           "mode_coverage", "load_binary_digits", "make_binary", "load_mnist_idx"]
 
 
 @dataclass
@@ -116,6 +116,54 @@ def make_ring(n_samples: int = 400, *, n_components: int = 8, radius: float = 4.
     return Dataset("ring", data, assignment, ["x0", "x1"], truth, "Gaussians on a ring")
 
 
+def make_grid(n_samples: int = 400, *, n_per_side: int = 5, spacing: float = 2.0, scale: float = 0.05,
+              random_state: int = 0) -> Dataset:
+    """``n_per_side ** 2`` isotropic Gaussians with centres on a square grid in 2-D, centred on the
+    origin (the "grid of 25" of the GAN literature with the defaults); ``truth`` as :func:`make_ring`'s."""
+    n_samples = check_positive_int(n_samples, "n_samples")
+    n_per_side = check_positive_int(n_per_side, "n_per_side")
+    if not (np.isfinite(spacing) and np.isfinite(scale) and spacing > 0 and scale > 0):
+        raise ValueError(f"spacing and scale must be finite and positive, got {spacing}, {scale}")
+    rng = np.random.default_rng(random_state)
+    ticks = spacing * (np.arange(n_per_side) - (n_per_side - 1) / 2)
+    locs = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 2)
+    k = locs.shape[0]
+    assignment = rng.integers(0, k, size=n_samples)
+    data = locs[assignment] + scale * rng.standard_normal((n_samples, 2))
+    truth = {"locs": locs, "scale": float(scale), "assignment": assignment, "weights": np.full(k, 1.0 / k)}
+    return Dataset("grid", data, assignment, ["x0", "x1"], truth, "Gaussians on a square grid")
+
+
+def mode_coverage(samples, locs, scale: float, *, n_sigma: float = 3.0, min_fraction: float = 0.008) -> dict:
+    """How well ``samples`` (S, D) of a generative model cover the modes ``locs`` (K, D) of an
+    isotropic mixture with standard deviation ``scale``, by the usual metrics of the mode-collapse
+    benchmarks: each sample is assigned to its nearest mode and is *high quality* when it lies within
+    ``n_sigma`` standard deviations of it; a mode is *covered* when at least ``min_fraction`` of the
+    samples are high-quality samples of it (20 of 2500 by default, PacGAN's rule).
+
+    Returns ``{"modes": covered modes (int), "high_quality": fraction of high-quality samples,
+    "counts": high-quality samples per mode (K,)}``.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    centres = np.asarray(locs, dtype=np.float64)
+    if x.ndim != 2 or centres.ndim != 2 or x.shape[1] != centres.shape[1]:
+        raise ValueError(f"samples must be (S, D) and locs (K, D) with the same D, got shapes {x.shape} and "
+                         f"{centres.shape}")
+    if x.shape[0] == 0:
+        raise ValueError("samples is empty")
+    if not np.isfinite(x).all():
+        raise ValueError("samples contain NaN or infinity")
+    if not (np.isfinite(scale) and scale > 0 and n_sigma > 0 and 0 < min_fraction <= 1):
+        raise ValueError(f"scale and n_sigma must be positive and min_fraction in (0, 1], got {scale}, {n_sigma}, "
+                         f"{min_fraction}")
+    d2 = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
+    nearest = d2.argmin(1)
+    good = np.sqrt(d2[np.arange(x.shape[0]), nearest]) <= n_sigma * scale
+    counts = np.bincount(nearest[good], minlength=centres.shape[0])
+    return {"modes": int((counts >= min_fraction * x.shape[0]).sum()), "high_quality": float(good.mean()),
+            "counts": counts}
+
+
 def load_binary_digits(*, threshold: float = 8.0, test_size: float = 0.25, random_state: int = 0) -> Dataset:
     """scikit-learn's 8x8 digits binarised (pixel > ``threshold`` of 16 -> 1), float32, with a fixed,
     seeded, label-stratified train/test split: ``data`` (n_train, 64), ``test_data`` (n_test, 64)."""
@@ -189,7 +237,7 @@ def load_mnist_idx(path) -> np.ndarray:
 
 
 _LOADERS = {"faithful": load_faithful, "iris": _load_iris, "digits": _load_digits, "blobs": make_blobs,
-            "ring": make_ring, "binary_digits": load_binary_digits, "binary": make_binary}
+            "ring": make_ring, "grid": make_grid, "binary_digits": load_binary_digits, "binary": make_binary}
 
 
 def list_datasets() -> list[str]:

@@ -137,6 +137,49 @@ class GLGAE(ZooModel):
         logp = self.L2(grid[None, :, :], x[:, None, :])  # (N, G)
         return torch.softmax(logp, -1)
 
+    @torch.no_grad()
+    def emission_weights(self, radius: float | None = None, *, n_grid: int = 201, num_samples: int = 200_000,
+                         seed: int = 0) -> torch.Tensor:
+        """The generative view's component weights, (K,): with z uniform on the box [-r, r]^E and k drawn
+        from q(k|z) (the absorbing category included), the data a draw emits come from the mixture
+        sum_k w_k N(A_k, scale^2 I) with w_k = ∫ q(k|z) dz / ∫ sum_j q(j|z) dz (the absorbing draws
+        emit nothing). The integrals are taken on a midpoint grid of ``n_grid`` points per axis for
+        E <= 2, by Monte Carlo with ``num_samples`` uniform draws above. ``radius`` defaults to
+        ``prior_radius``; the improper flat prior has no draws, so one of the two is needed."""
+        r = self.prior_radius if radius is None else radius
+        if r is None or not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0):
+            raise ValueError(f"radius must be a finite positive number (the flat prior has no draws), got {r!r}")
+        dtype, device = self.B.dtype, self.B.device
+        if self.E <= 2:
+            n = check_positive_int(n_grid, "n_grid")
+            ticks = r * ((torch.arange(n, dtype=dtype, device=device) + 0.5) * 2 / n - 1)
+            z = torch.stack(torch.meshgrid(*([ticks] * self.E), indexing="ij"), -1).reshape(-1, self.E)
+        else:
+            g = torch.Generator().manual_seed(int(seed))
+            u = torch.rand(check_positive_int(num_samples, "num_samples"), self.E, generator=g, dtype=dtype)
+            z = (2 * u - 1).to(device) * r
+        mass = self.log_q(z).exp().mean(0)  # ∫ q(k|z) dz / volume, (K,)
+        return mass / mass.sum()
+
+    @torch.no_grad()
+    def sample(self, n: int, radius: float | None = None, *, seed: int | None = None) -> torch.Tensor:
+        """``n`` draws (n, D) of the data the generative view emits (see :meth:`emission_weights`)."""
+        n = check_positive_int(n, "n")
+        w = self.emission_weights(radius)
+        g = torch.Generator(device=w.device)
+        g.manual_seed(int(seed) if seed is not None else int(torch.randint(2**31, ())))
+        k = torch.multinomial(w, n, replacement=True, generator=g)
+        eps = torch.randn(n, self.D, generator=g, dtype=w.dtype, device=w.device)
+        return self.A.detach()[k] + self.scale * eps
+
+    @torch.no_grad()
+    def score_samples(self, x, radius: float | None = None) -> torch.Tensor:
+        """log p(x | a draw emits) of every row of ``x`` (N, D) under the generative view on the box of
+        ``radius`` (the normalised Gaussian densities, see :meth:`emission_weights`), shape (N,)."""
+        x = self.check_features(x)
+        log_w = self.emission_weights(radius).log()
+        return torch.logsumexp(log_w + obj.log_p_x_given_k(x, self.A, self.scale), -1)
+
     def frozen(self) -> "GLGAE":
         """A copy whose A, B and b stay fixed under ``inference.fit``: Bayesian encoding of new data
         with a trained model (``inference.fit(model.frozen(), x, method="svi", guide="mvn")``)."""
