@@ -1,5 +1,5 @@
 """Algorithms over the model protocol: ``fit`` with a registered method (svi, map, nuts, em, cavi,
-coordinate), the ELBO estimators, ``compare`` (guides against a reference) and ArviZ views.
+coordinate, layerwise, adversarial), the ELBO estimators, ``compare`` (guides against a reference) and ArviZ views.
 
 Any Pyro model can be fitted: ``fit(model_fn, data, method="nuts")``.
 """
@@ -11,7 +11,7 @@ from .result import FitResult
 from .elbo import ESTIMATORS, elbo_for, gradient_variance, make_elbo
 from .reparam_elbo import ReparamELBO
 from .iwae import ImportanceWeightedELBO
-from . import svi, nuts, pyro_em, cavi, coordinate, layerwise  # noqa: F401  (each registers its method)
+from . import svi, nuts, pyro_em, cavi, coordinate, layerwise, adversarial  # noqa: F401  (each registers its method)
 from .fit import fit
 from .compare import Comparison, compare
 from . import views

@@ -27,8 +27,8 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
         tracing it; discrete sites must be marked ``infer={"enumerate": "parallel"}``.
     data : the model's data: a tensor (its device and dtype are the fit's) or an array-like (a tensor
         of torch's default dtype; a zoo model may convert differently, e.g. the mixtures to (N, D)).
-    method : ``"svi"``, ``"map"``, ``"nuts"``, ``"em"``, ``"coordinate"``, ``"cavi"``, or any other
-        registered method.
+    method : ``"svi"``, ``"map"``, ``"nuts"``, ``"em"``, ``"coordinate"``, ``"cavi"``, ``"layerwise"``,
+        ``"adversarial"`` (a GAN: draws of its generator, no posterior), or any other registered method.
     guide : for ``"svi"`` and ``"map"``: a registered guide name (``guides.list_guides()``) or your own
         guide callable. Other methods take none.
     options : the method's own options (see each method's docstring: ``inference.svi.fit_svi``,

@@ -9,6 +9,7 @@ import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
 
+from zoo.base import provides
 from zoo.tracing import init_to_median
 
 from .methods import positive_int, register_method
@@ -30,6 +31,9 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
     """
     from .fit import fit
 
+    if provides(model, "adversarial_parts"):
+        raise ValueError(f"{type(model).__name__} is an implicit model without a likelihood: NUTS has nothing to "
+                         f"condition on; fit it with method='adversarial'")
     positive_int(num_samples, "num_samples")
     positive_int(num_chains, "num_chains")
     positive_int(num_warmup, "num_warmup", minimum=0)

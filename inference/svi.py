@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from guides import guide_spec, make_guide
+from zoo.base import provides
 from zoo.tracing import trace_model
 
 from .checkpoint import atomic_save, load_checkpoint
@@ -25,6 +26,13 @@ from .methods import non_negative_or_none, positive_int, register_method
 from .result import FitResult
 
 __all__ = ["fit_svi", "guide_samples"]
+
+
+def _own_method_hint(model) -> str:
+    """How a model that no guide applies to is fitted instead (asked through the protocol's hooks)."""
+    if provides(model, "adversarial_parts"):
+        return ": it is an implicit model without a likelihood; fit it with method='adversarial'"
+    return ""
 
 
 def _guide_label(guide) -> str:
@@ -66,6 +74,9 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
     jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
     num_particles : vectorised draws of the guide per step (a model with its own ELBO sets its own).
     """
+    if model.supported_guides == ():
+        raise ValueError(f"{type(model).__name__} supports no guide, so method {method!r} does not apply"
+                         + _own_method_hint(model))
     for name, value in [("num_steps", num_steps), ("restarts", restarts), ("num_samples", num_samples),
                         ("patience", patience), ("checkpoint_every", checkpoint_every),
                         ("num_particles", num_particles)]:

@@ -21,6 +21,7 @@ def test_every_hook_is_documented_and_asked_with_provides():
         "glgae": {"coordinate_fit"},
         "normal_normal": {"exact_posterior", "log_evidence"},
         "vae": set(),
+        "gan": {"adversarial_parts"},
     }
     for name, hooks in expected.items():
         model = zoo.create_model(name)
@@ -56,7 +57,8 @@ def test_options_are_declared_and_checked():
     with pytest.raises(TypeError, match=r"method 'svi' does not take the option\(s\) 'num_warmup'; its options: "
                                         r"num_steps, lr"):
         inference.fit(zoo.create_model("normal_normal"), torch.randn(10, 2), method="svi", num_warmup=10)
-    with pytest.raises(ValueError, match="unknown method 'nope'; known methods: cavi, coordinate, em, layerwise, map, nuts, svi"):
+    with pytest.raises(ValueError, match="unknown method 'nope'; known methods: adversarial, cavi, coordinate, em, "
+                                         "layerwise, map, nuts, svi"):
         inference.method_spec("nope")
 
 

@@ -7,11 +7,12 @@ import torch
 import guides
 import inference
 import zoo
+from zoo.base import provides
 
 SMALL_KWARGS = {
     "gmm": dict(n_components=2), "glgae": dict(K=3, D=2, E=2), "bayesian_gmm": dict(n_components=2, covariance_type="diag"),
     "vae": dict(n_features=12, latent_dim=2, hidden=(16,)), "autoencoder": dict(n_features=12, code_dim=2, hidden=(16,)),
-    "stacked_autoencoder": dict(n_features=12, layer_sizes=(8, 2)),
+    "stacked_autoencoder": dict(n_features=12, layer_sizes=(8, 2)), "gan": dict(n_features=2, hidden=(8,)),
 }
 
 
@@ -75,6 +76,26 @@ def test_every_guide_runs_svi_on_every_model(model_name, guide_name):
     for name, value in result.samples.items():
         assert torch.isfinite(value).all(), name
     assert math.isfinite(result.pointwise_log_likelihood().sum().item())
+
+
+# A model that no guide applies to is fitted by a method of its own, found through the protocol hook it provides.
+OWN_METHODS = {"adversarial_parts": "adversarial"}
+GUIDELESS = [m for m in zoo.list_models() if not guides.guides_for(zoo.create_model(m, **SMALL_KWARGS.get(m, {})))]
+
+
+@pytest.mark.parametrize("model_name", GUIDELESS)
+def test_every_model_no_guide_applies_to_runs_a_method_of_its_own(model_name):
+    model = zoo.create_model(model_name, **SMALL_KWARGS.get(model_name, {}))
+    own = [method for hook, method in OWN_METHODS.items() if provides(model, hook)]
+    assert own, f"no guide applies to {model_name} and it provides none of {list(OWN_METHODS)}: nothing fits it"
+    for method in own:
+        result = inference.fit(model, small_data(model_name), method=method, num_steps=60, num_samples=20,
+                               progress_bar=False, seed=1)
+        assert len(result.losses) == 60 and torch.isfinite(torch.tensor(result.losses)).all(), method
+        for name, value in result.samples.items():
+            assert value.shape[:2] == (1, 20) and torch.isfinite(value).all(), name
+        with pytest.raises(ValueError, match="supports no guide"):
+            inference.fit(model, small_data(model_name), method="svi", progress_bar=False)
 
 
 def test_fit_with_vectorised_particles_lowers_the_loss_noise():

@@ -20,6 +20,7 @@ from .density import Histogram, KernelDensity, KNNDensity  # noqa: E402
 from .registry import create_model, list_models, register_model  # noqa: E402
 from .conjugate import ConjugateGaussian  # noqa: E402
 from .vae import VAE, PlainVAE  # noqa: E402
+from .gan import GAN  # noqa: E402
 from .autoencoders import Autoencoder  # noqa: E402
 from .sparse_coding import DictionaryLearning, SparseCoder, SparseCodingModel  # noqa: E402
 
@@ -27,5 +28,5 @@ __all__ = [
     "ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "GaussianMixtureModel", "GLGAE", "GaussianMixture", "KMeans", "MixtureOfLinearModels",
     "KernelDensity", "Histogram", "KNNDensity", "create_model", "list_models", "register_model",
     "datasets", "load_dataset", "list_datasets", "BayesianGaussianMixture", "BayesianGMM", "ConjugateGaussian",
-    "VAE", "PlainVAE", "Autoencoder", "DictionaryLearning", "SparseCoder", "SparseCodingModel",
+    "VAE", "PlainVAE", "GAN", "Autoencoder", "DictionaryLearning", "SparseCoder", "SparseCodingModel",
 ]

@@ -67,10 +67,14 @@ Optional hooks (:data:`HOOKS`; unimplemented by default, see :func:`provides`):
     greedy layer-wise pre-training (``method="layerwise"``): the models trained one after the
     other, each on the codes (``stage.encode``) of the one before, then copied into the model by
     ``assemble`` before the whole is fine-tuned.
+``adversarial_parts() -> AdversarialParts``
+    the generator and discriminator of an implicit model and their two losses
+    (``method="adversarial"``); see :class:`AdversarialParts`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,11 +82,12 @@ from pyro.nn import PyroModule
 
 from . import tracing
 
-__all__ = ["ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "ELBOSpec", "CoordinateFit", "as_tensor_data"]
+__all__ = ["ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "ELBOSpec", "CoordinateFit", "AdversarialParts",
+           "as_tensor_data"]
 
 #: the optional hooks of the protocol, each unimplemented on :class:`ZooModel`
 HOOKS = ("em_update", "coordinate_fit", "cavi_fit", "component_log_prob", "log_prior", "exact_posterior",
-         "log_evidence", "layerwise_stages", "assemble")
+         "log_evidence", "layerwise_stages", "assemble", "adversarial_parts")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,25 @@ class CoordinateFit:
     samples: dict
     converged: bool = False
     extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AdversarialParts:
+    """What ``adversarial_parts`` returns: the two networks of an adversarial game and their losses.
+
+    ``discriminator_loss(real)`` takes a batch of data (B, D) and returns the discriminator's scalar
+    loss on it and on as many fresh generator draws (drawn without a graph to the generator: this
+    loss trains the discriminator only). ``generator_loss(batch_size)`` draws ``batch_size`` noise
+    vectors and returns the generator's scalar loss, differentiable in the generator's parameters.
+    ``sample(n)`` returns n generator draws (n, D) without a graph. An optimiser is built for each
+    module that has trainable parameters.
+    """
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    discriminator_loss: Callable[[torch.Tensor], torch.Tensor]
+    generator_loss: Callable[[int], torch.Tensor]
+    sample: Callable[[int], torch.Tensor]
 
 
 def as_tensor_data(data, *, name: str = "data") -> torch.Tensor:
@@ -206,6 +230,9 @@ class ZooModel(PyroModule):
 
     def assemble(self) -> None:
         raise NotImplementedError(f"{type(self).__name__} has no layer-wise pre-training")
+
+    def adversarial_parts(self) -> AdversarialParts:
+        raise NotImplementedError(f"{type(self).__name__} is not an adversarial (generator/discriminator) model")
 
 
 def provides(model, hook: str) -> bool:
