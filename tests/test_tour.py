@@ -154,6 +154,23 @@ def test_push_away_table(report):
     assert ring.loc["b = 1", "max |z|"] < 2 * ring.loc["b = 1", "max |B_k|"]
 
 
+def test_mode_collapse_tables(report):
+    out, _ = report
+    t = pd.read_csv(out / "mode_collapse.csv", index_col=[0, 1])
+    assert list(t.index.get_level_values(0).unique()) == ["ring of 8", "grid of 25"]
+    assert (t["runs"] == 3).all()  # several seeds: GANs vary from run to run
+    assert ((t["modes (mean)"] >= 0) & (t["modes (mean)"] <= t["modes of"])).all()
+    assert t["high-quality fraction (mean)"].between(0, 1).all()
+    held_out = t["held-out log-lik (mean)"]
+    assert (held_out[[m.startswith("GAN") for m in t.index.get_level_values(1)]] == "none").all()
+    likelihood = held_out[[not m.startswith("GAN") for m in t.index.get_level_values(1)]].astype(float)
+    assert np.isfinite(likelihood).all()
+    # even at the test's sizes the mixture finds every mode of the ring
+    assert t.loc[("ring of 8", "Gaussian mixture"), "modes (mean)"] >= 7
+    runs = pd.read_csv(out / "mode_collapse_runs.csv", index_col=0)
+    assert len(runs) == 2 * 5 * 3
+
+
 def test_bayes_vs_map_table_against_quadrature(report):
     """The grid posterior's moments are checked against scipy's adaptive quadrature of exp L2."""
     from scipy.integrate import quad

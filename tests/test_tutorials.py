@@ -21,6 +21,7 @@ TUTORIALS = [
     "variational_em",
     "density_estimation",
     "sparse_coding",
+    "gans_and_mode_collapse",
 ]
 SMOKE_TIMEOUT_S = 300  # each runs in well under 20 s on a quiet machine; the margin is for shared CPUs
 

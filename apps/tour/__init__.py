@@ -207,7 +207,7 @@ def _run_sections(out, keys, done, *, quick, progress_bar, seed, start):
 #: the section modules of this package, in the tour's order; importing one registers its section,
 #: whose key is the module's name
 SECTION_MODULES = ("faithful_gmm", "kmeans_vs_em", "push_away", "bayes_vs_map_encoding", "swapping_guides",
-                   "variational_em", "vae_estimators", "density_estimation")
+                   "variational_em", "vae_estimators", "density_estimation", "gans")
 
 for _name in SECTION_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
