@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 import zoo
 
@@ -84,3 +85,28 @@ def test_synthetic_binary_data():
     assert set(np.unique(ds.data)) <= {0.0, 1.0}
     p = 1 / (1 + np.exp(-(ds.truth["z"] @ ds.truth["W"].T + ds.truth["b"])))
     assert abs(ds.data.mean() - p.mean()) < 0.03
+
+
+def test_grid_of_25_and_mode_coverage():
+    ds = zoo.load_dataset("grid", n_samples=5000, random_state=0)
+    locs, scale = ds.truth["locs"], ds.truth["scale"]
+    assert locs.shape == (25, 2) and np.allclose(locs.mean(0), 0) and np.allclose(np.unique(locs[:, 0]),
+                                                                                    [-4, -2, 0, 2, 4])
+    full = zoo.datasets.mode_coverage(ds.data, locs, scale)
+    # exact draws: within 3 sds in 2-D with probability 1 - exp(-9/2) = 0.98889
+    assert full["modes"] == 25 and abs(full["high_quality"] - (1 - np.exp(-4.5))) < 0.006
+    assert full["counts"].sum() == round(full["high_quality"] * 5000)
+    # draws from three of the modes only, plus far-away junk: three modes covered
+    three = ds.data[np.isin(ds.target, [0, 7, 24])]
+    junk = np.full((100, 2), 50.0)
+    part = zoo.datasets.mode_coverage(np.vstack([three, junk]), locs, scale)
+    assert part["modes"] == 3 and np.flatnonzero(part["counts"]).tolist() == [0, 7, 24]
+    assert abs(part["high_quality"] - len(three) * 0.98889 / (len(three) + 100)) < 0.02
+    # a mode needs min_fraction of the draws: 5 good draws out of 5000 do not cover it
+    assert zoo.datasets.mode_coverage(np.vstack([ds.data[:5], np.full((4995, 2), 50.0)]), locs, scale)["modes"] == 0
+    with pytest.raises(ValueError, match="same D"):
+        zoo.datasets.mode_coverage(ds.data[:, :1], locs, scale)
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        zoo.datasets.mode_coverage(np.array([[np.nan, 0.0]]), locs, scale)
+    with pytest.raises(ValueError, match="spacing and scale"):
+        zoo.load_dataset("grid", spacing=np.inf)

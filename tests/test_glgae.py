@@ -299,3 +299,28 @@ def test_frozen_and_em_misuse_are_refused():
         inference.fit(m.frozen(), X, method="coordinate", num_steps=2, progress_bar=False)
     with pytest.raises(ValueError, match="learnable module parameters"):
         inference.fit(m, X, method="em", progress_bar=False)
+
+
+def test_generative_view_emission_weights_sample_and_density():
+    """z uniform on a box, k ~ q(k|z) with the absorbing category: the emitted data are the mixture
+    sum_k w_k N(A_k, s^2 I). Checked against the generative process itself, simulated by rejection."""
+    m = _model(3, 2, 2, [0.0, 0.0, 3.0, 0.0, 0.0, 3.0], [0.0, 0.0, 1.5, 0.0, -1.0, 1.0], b=2.0, scale=0.3)
+    w = m.emission_weights(3.0)
+    assert abs(w.sum().item() - 1) < 1e-12 and (w > 0).all()
+    g = torch.Generator().manual_seed(0)
+    z = 6 * torch.rand(400_000, 2, generator=g, **f64) - 3
+    k = torch.multinomial(m.log_q(z, with_absorbing=True).exp(), 1, generator=g)[:, 0]
+    emitted = k[k < 3]  # the absorbing draws emit nothing
+    freq = torch.bincount(emitted, minlength=3).double() / len(emitted)
+    assert (freq - w).abs().max() < 0.005, (freq, w)
+    # the grid and Monte Carlo integrals agree (E > 2 uses Monte Carlo)
+    assert (m.emission_weights(3.0, n_grid=401) - w).abs().max() < 1e-4
+    x = m.sample(20_000, 3.0, seed=1)
+    assert (x.mean(0) - w @ m.A.detach()).abs().max() < 0.03
+    # score_samples is a normalised density: its integral over a grid covering the prototypes is 1
+    u = torch.linspace(-3, 6, 361, **f64)
+    pts = torch.stack(torch.meshgrid(u, u, indexing="ij"), -1).reshape(-1, 2)
+    mass = m.score_samples(pts, 3.0).exp().sum().item() * (u[1] - u[0]).item() ** 2
+    assert abs(mass - 1) < 1e-6
+    with pytest.raises(ValueError, match="radius"):
+        m.emission_weights()  # the flat prior has no draws
