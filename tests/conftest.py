@@ -10,6 +10,11 @@ import zoo  # noqa: F401  (project Pyro settings)
 
 warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core (pytest-xdist): each worker keeps to one intra-op thread, so
+    # the workers do not oversubscribe the cores
+    torch.set_num_threads(1)
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
