@@ -64,16 +64,21 @@ class GLGAE(ZooModel):
     prior_radius : ``None`` for the improper flat prior on z, else uniform on [-r, r]^E.
     logit_penalty : lambda >= 0 of an additive penalty -lambda ||z||^2 on every logit of q(k|z)
         (one of the fixes the notes tried; it cancels in the softmax and changes nothing).
+    distance : ``"sq_euclidean"`` (the notes' -||B_k - z||^2 logits) or ``"l1"`` (-||B_k - z||_1, the
+        notes' "attempt one" against push-away: it stops the drift but caps q(k|z) below 1 and leaves
+        flat directions; see :func:`zoo.objectives.l1_confidence_cap`). The fixed-point encoder needs
+        the squared distance.
     """
 
     def __init__(self, K: int = 8, D: int = 2, E: int = 2, *, absorbing: str = "constant", b: float = 1.0,
                  learn_b: bool = False, scale: float = math.sqrt(0.5), prior_radius: float | None = None,
-                 logit_penalty: float = 0.0, seed: int = 0):
+                 logit_penalty: float = 0.0, distance: str = "sq_euclidean", seed: int = 0):
         super().__init__()
         self.K = check_positive_int(K, "K")
         self.D = check_positive_int(D, "D")
         self.E = check_positive_int(E, "E")
         self.absorbing = check_choice(absorbing, obj.ABSORBING, "absorbing")
+        self.distance = check_choice(distance, obj.DISTANCES, "distance")
         if not (isinstance(b, (int, float)) and math.isfinite(b) and b >= 0):
             raise ValueError(f"b must be a finite number >= 0, got {b!r}")
         if learn_b and (absorbing != "constant" or b == 0):
@@ -180,6 +185,23 @@ class GLGAE(ZooModel):
         log_w = self.emission_weights(radius).log()
         return torch.logsumexp(log_w + obj.log_p_x_given_k(x, self.A, self.scale), -1)
 
+    @torch.no_grad()
+    def log_code_evidence(self, x, axes, *, chunk: int = 64) -> torch.Tensor:
+        """log ∫ exp L2(z, x) dz of every row of ``x`` (N, D), (N,): the log evidence of x under the
+        flat prior on z with density 1 per unit volume (the notes' q(z) ∝ 1), by the rectangle rule on
+        the grid spanned by ``axes`` (E uniform 1-D tensors; the grid must hold the posterior's mass).
+        Finite only with an absorbing component. Under the proper uniform prior on [-r, r]^E
+        (``prior_radius=r``) the log evidence is this, over the box, minus E log(2r)."""
+        x = self.check_features(x)
+        axes = [torch.as_tensor(a, dtype=x.dtype, device=x.device) for a in axes]
+        if len(axes) != self.E:
+            raise ValueError(f"need {self.E} axes for {self.E}-dimensional codes, got {len(axes)}")
+        grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, self.E)
+        log_cell = sum(math.log(float(a[1] - a[0])) for a in axes)
+        # chunks of rows: the (rows, G, K) terms of L2 stay a few tens of MB
+        out = [torch.logsumexp(self.L2(grid, x[i : i + chunk, None, :]), -1) for i in range(0, x.shape[0], chunk)]
+        return torch.cat(out) + log_cell
+
     def frozen(self) -> "GLGAE":
         """A copy whose A, B and b stay fixed under ``inference.fit``: Bayesian encoding of new data
         with a trained model (``inference.fit(model.frozen(), x, method="svi", guide="mvn")``)."""
@@ -229,7 +251,7 @@ class GLGAE(ZooModel):
         """log q(k | z): (..., K), or (..., K + 1) with the absorbing category last (``logit_penalty``
         applied to every logit)."""
         return obj.log_q_given_z(z, self.B, self.absorbing, self.b, with_absorbing=with_absorbing,
-                                 logit_penalty=self.logit_penalty)
+                                 logit_penalty=self.logit_penalty, distance=self.distance)
 
     def L2(self, z, x, *, normalised: bool = False):
         """L2(z, x) = log sum_k q(k|z) p(x|k), shape (...). The notes' unnormalised p(x|k) unless
@@ -238,9 +260,9 @@ class GLGAE(ZooModel):
         scale = self.scale if normalised else None
         if not normalised and not math.isclose(self.scale, math.sqrt(0.5)):
             scale_term = -0.5 * obj.sq_dist(x, self.A) / self.scale**2
-            log_q = obj.log_q_given_z(z, self.B, self.absorbing, self.b)
+            log_q = obj.log_q_given_z(z, self.B, self.absorbing, self.b, distance=self.distance)
             return torch.logsumexp(log_q + scale_term, dim=-1)
-        return obj.L2(z, x, self.A, self.B, self.absorbing, self.b, scale)
+        return obj.L2(z, x, self.A, self.B, self.absorbing, self.b, scale, distance=self.distance)
 
     def log_norm_constant(self) -> float:
         """log N(x; A_k, scale^2 I) minus the unnormalised -||x - A_k||^2 / (2 scale^2)."""
@@ -305,6 +327,8 @@ class GLGAE(ZooModel):
         """
         x = self.check_features(x)
         method = check_choice(method, ("gradient", "fixed_point"), "encoding method")
+        if method == "fixed_point" and self.distance != "sq_euclidean":
+            raise ValueError("the fixed-point update is derived for the squared distance; use method='gradient'")
         z = (self.init_values(x)["z"] if z0 is None else torch.as_tensor(z0, dtype=x.dtype, device=x.device)).clone()
         trace = []
         params = [p for p in self.parameters() if p.requires_grad]

@@ -7,6 +7,8 @@ Estimators with scikit-learn's surface, fitted by the EM driver of :mod:`._base`
 component index enumerated out, over :class:`EnumeratedMixture`: :class:`GaussianMixtureModel`
 (registered as ``gmm``) and :class:`BayesianGMM` (``bayesian_gmm``). All of them evaluate
 Gaussians through the kernels of :mod:`._gaussian`, one function per step and covariance type.
+:mod:`.concentration` chooses the weight concentration of :class:`BayesianGaussianMixture` by its
+full ELBO (seed 002's full-Bayes step).
 """
 from .._estimator import expected_failed_checks
 from .bayesian_gmm import BayesianGMM, BayesianGMMGuide, Wishart, bayesian_gmm, stick_breaking
