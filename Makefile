@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(VENV)/bin/zoo tour --out runs/tour
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup  # one worker per core (pytest-xdist)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow || test $$? -eq 5  # exit 5: no test is marked slow
