@@ -136,6 +136,10 @@ def loo_compare(results: dict, **kwargs):
     for label, r in results.items():
         _check_result(r, f"results[{label!r}]")
         shapes.add(tuple(r.data.shape))
+        if r.num_chains * r.num_draws < 2:
+            what = r.method + (f"/{r.guide_name}" if r.guide_name else "")
+            raise ValueError(f"results[{label!r}] is a point estimate ({what}: one draw); PSIS-LOO needs posterior "
+                             "draws: compare fits by svi, nuts, cavi or a laplace MAP")
     if len(shapes) != 1:
         raise ValueError(f"the fits were made on data of different shapes {sorted(shapes)}; LOO compares fits of the same data")
     idatas = {label: r.to_inference_data(assignments=False) for label, r in results.items()}
