@@ -180,8 +180,15 @@ def cmd_tour(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag told on one line (and where to find the usage), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="Latent-variable models as Pyro model/guide pairs.")
+    p = _Parser(prog="zoo", description="Latent-variable models as Pyro model/guide pairs.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="models, guides, methods and data sets")
     f = sub.add_parser("fit", help="fit a model and write a summary, figures and the InferenceData")

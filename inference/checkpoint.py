@@ -40,10 +40,13 @@ def load_checkpoint(path, map_location=None, *, keys=()) -> dict:
     if not path.is_file():
         raise ValueError(f"no checkpoint file at {str(path)!r}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with open(path, "rb") as f:
+            f.read(1)
     except OSError as exc:
         raise ValueError(f"checkpoint {str(path)!r} could not be read: {exc.strerror or exc}") from None
-    except Exception as exc:  # torch's UnpicklingError, EOFError, RuntimeError of a zip archive...
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch's UnpicklingError, EOFError, the zip reader's RuntimeError or OSError...
         raise ValueError(f"checkpoint {str(path)!r} is corrupt or truncated, or not a checkpoint written by this "
                          f"project ({type(exc).__name__}); delete it or pass another path") from None
     if not isinstance(state, dict):

@@ -30,6 +30,10 @@ from .result import FitResult
 __all__ = ["fit_svi", "guide_samples"]
 
 
+#: what an SVI checkpoint holds
+_CHECKPOINT_KEYS = ("guide", "model", "optim", "schedule", "losses", "step", "best", "stall", "rng")
+
+
 def _own_method_hint(model) -> str:
     """How a model that no guide applies to is fitted instead (asked through the protocol's hooks)."""
     if provides(model, "adversarial_parts"):
@@ -88,6 +92,8 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         raise ValueError("resume=True needs a checkpoint path")
     if checkpoint is not None and restarts != 1:
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
+    if resume and Path(checkpoint).exists():  # a corrupt or foreign file fails now, not after the set-up
+        load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
     user_guide = guide is not None and not isinstance(guide, str)
     if user_guide:
         if not callable(guide):
@@ -199,8 +205,7 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
     schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
     losses, step, best, stall = [], 0, float("inf"), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location="cpu",
-                                keys=("guide", "model", "optim", "schedule", "losses", "step", "best", "stall", "rng"))
+        state = load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
         restore_state(guide, state["guide"], "guide", checkpoint)
         restore_state(model, state["model"], "model", checkpoint)
         restore_state(optim, state["optim"], "optimiser state (another guide or model)", checkpoint)

@@ -68,6 +68,10 @@ class Constraint:
     def check(self, value, name: str) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def normalize(self, value):
+        """The accepted ``value`` as the function receives it (itself, unless a constraint says otherwise)."""
+        return value
+
     def type_error(self, value, name: str) -> TypeError:
         return TypeError(f"{name} must be {self.description()}, got {_got(value)}")
 
@@ -161,9 +165,13 @@ class Real(_Bounded):
 
 
 class Int(_Bounded):
-    """An integer (int or NumPy integer; not a bool, not a float such as 2.0) within the given bounds."""
+    """An integer (int or NumPy integer; not a bool, not a float such as 2.0) within the given bounds.
+    A NumPy integer is passed on as a Python ``int`` (what ``random.seed`` and friends take)."""
 
     kind = "an integer"
+
+    def normalize(self, value):
+        return int(value) if isinstance(value, np.integer) else value
 
     def check(self, value, name):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -560,15 +568,20 @@ def declare(**constraints: Constraint):
             except TypeError as exc:
                 takes = f"its parameters: {', '.join(names)}" if names else "it takes no parameters"
                 raise TypeError(f"{owner}: {exc}; {takes}") from None
+            changed = False
             for name, value in bound.arguments.items():
                 constraint = constraints.get(name)
                 if constraint is not None:
                     constraint(value, name)
+                    if value is not None:
+                        new = constraint.normalize(value)
+                        if new is not value:
+                            bound.arguments[name], changed = new, True
                 elif name == var_kw:
                     for k, v in value.items():
                         if k in constraints:
                             constraints[k](v, k)
-            return fn(*args, **kwargs)
+            return fn(*bound.args, **bound.kwargs) if changed else fn(*args, **kwargs)
 
         wrapper.__constraints__ = dict(constraints)
         return wrapper
