@@ -33,8 +33,8 @@ __all__ = ["fit_cavi", "mean_field_elbo", "enumerated_elbo"]
 _F64 = torch.float64
 
 
-@declare(max_iter=NUM_STEPS, tol=Real(ge=0), n_init=POSITIVE_INT, init_params=Choice(INIT_PARAMS), reg_covar=Real(ge=0), seed=SEED, num_samples=POSITIVE_INT, progress_bar=PROGRESS_BAR,
-         device=Device())
+@declare(max_iter=NUM_STEPS, tol=Real(ge=0), n_init=POSITIVE_INT, init_params=Choice(INIT_PARAMS), reg_covar=Real(ge=0),
+         seed=SEED, num_samples=POSITIVE_INT, progress_bar=PROGRESS_BAR, device=Device())
 def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmeans", reg_covar=0.0,
              seed=0, num_samples=500, progress_bar=True, device=None):
     """CAVI for a Pyro model with conjugate updates (the protocol hook ``cavi_fit``), such as

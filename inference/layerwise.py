@@ -17,8 +17,8 @@ __all__ = ["fit_layerwise"]
 
 @register_method("layerwise", description="greedy layer-wise pre-training of the model's stages, then fine-tuning "
                                           "of the whole (e.g. a stacked autoencoder)")
-@declare(num_steps=NUM_STEPS, finetune_steps=NUM_STEPS, lr=LR, batch_size=Int(ge=1, none=True, what="a positive integer or None"),
-         seed=SEED, progress_bar=PROGRESS_BAR)
+@declare(num_steps=NUM_STEPS, finetune_steps=NUM_STEPS, lr=LR,
+         batch_size=Int(ge=1, none=True, what="a positive integer or None"), seed=SEED, progress_bar=PROGRESS_BAR)
 def fit_layerwise(model, data, *, method: str = "layerwise", num_steps: int = 1000, finetune_steps: int = 1000,
                   lr: float = 1e-3, batch_size: int | None = None, seed: int = 0, progress_bar: bool = True) -> FitResult:
     """Train each stage of ``model.layerwise_stages()`` for ``num_steps`` SVI steps with its own guide

@@ -105,8 +105,8 @@ def plot_forest(results: dict, var_names=None, *, align: bool = True, combined: 
     return _figure(axes)
 
 
-@declare(result=_RESULT, num_pp_samples=Int(ge=1, none=True, what="a positive integer or None"), kind=Choice(PPC_KINDS),
-         feature=Int(ge=0, none=True))
+@declare(result=_RESULT, num_pp_samples=Int(ge=1, none=True, what="a positive integer or None"),
+         kind=Choice(PPC_KINDS), feature=Int(ge=0, none=True))
 def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = "kde", feature: int | None = None,
              **kwargs):
     """Posterior predictive check: the observed data's density against replicated data sets drawn

@@ -9,9 +9,17 @@ signature, instead of checking them by hand in its body::
 Every argument the caller passes is checked before the body runs (the defaults are trusted); an
 argument the function does not take is a ``TypeError`` listing the ones it does. A wrong type is a
 ``TypeError``, a value of the right type that is out of range, NaN or infinite is a ``ValueError``;
-both messages name the parameter. Nothing is converted: ``"0.5"`` is not a number, ``True`` is not
-an integer. The constraints are kept on the function (``constraints_of(fn)``), so that the model and
-method registries, the tests and the documentation read the same declaration.
+both messages name the parameter. Nothing is converted from another type: ``"0.5"`` is not a number,
+``True`` is not an integer (NumPy scalars and 0-d arrays are numbers; a NumPy integer is passed on as
+an ``int``). The constraints are kept on the function (``constraints_of(fn)``), so that the model
+and method registries, the tests and the documentation read the same declaration.
+
+Where the declarations live: each model class's ``__init__`` (``create_model`` reaches them through
+the factory), the data generators in :mod:`zoo.datasets`, each method's function in ``inference``
+(``method_spec(name).constraints``, checked by ``fit`` and ``compare`` before any work), each guide
+factory in ``guides.registry`` (``guide_kwargs``) and the views. A new model or method declares its
+own parameters the same way; the test suite fails for one of the project's own that leaves a
+parameter undeclared, and fuzzes every declared one with values its declaration refuses.
 """
 from __future__ import annotations
 
@@ -200,7 +208,9 @@ def _same(value, choice) -> bool:
     """``value`` is ``choice``: equal and of the same kind (a string is not a number, a bool is not 1)."""
     if value is choice:
         return True
-    if isinstance(value, (bool, np.bool_)) != isinstance(choice, bool) or isinstance(value, str) != isinstance(choice, str):
+    if isinstance(value, (bool, np.bool_)) != isinstance(choice, bool):
+        return False
+    if isinstance(value, str) != isinstance(choice, str):
         return False
     try:
         return bool(value == choice)
@@ -277,7 +287,8 @@ class Pair(Constraint):
         item = self.item
         if isinstance(item, _Bounded) and not item.what:
             bounds = _bounds_text(item.gt, item.ge, item.lt, item.le)
-            return f"{count} {'numbers' if isinstance(item, Real) else 'integers'}" + (f", each {bounds}" if bounds else "")
+            kind = "numbers" if isinstance(item, Real) else "integers"
+            return f"{count} {kind}" + (f", each {bounds}" if bounds else "")
         return f"{count} items, each {item.description()}"
 
     def check(self, value, name):

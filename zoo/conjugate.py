@@ -16,7 +16,6 @@ Two registered variants:
 """
 from __future__ import annotations
 
-
 import pyro
 import pyro.distributions as dist
 import torch

@@ -67,8 +67,9 @@ class GLGAE(ZooModel):
         (one of the fixes the notes tried; it cancels in the softmax and changes nothing).
     """
 
-    @declare(K=Int(ge=1), D=Int(ge=1), E=Int(ge=1), absorbing=Choice(obj.ABSORBING), b=Real(ge=0, what="a finite number >= 0"), learn_b=Bool(),
-             scale=Real(gt=0), prior_radius=Real(gt=0, none=True), logit_penalty=Real(ge=0), seed=Seed())
+    @declare(K=Int(ge=1), D=Int(ge=1), E=Int(ge=1), absorbing=Choice(obj.ABSORBING),
+             b=Real(ge=0, what="a finite number >= 0"), learn_b=Bool(), scale=Real(gt=0),
+             prior_radius=Real(gt=0, none=True), logit_penalty=Real(ge=0), seed=Seed())
     def __init__(self, K: int = 8, D: int = 2, E: int = 2, *, absorbing: str = "constant", b: float = 1.0,
                  learn_b: bool = False, scale: float = math.sqrt(0.5), prior_radius: float | None = None,
                  logit_penalty: float = 0.0, seed: int = 0):

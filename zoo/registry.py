@@ -1,6 +1,13 @@
 """The model registry: ``@register_model`` on small factories, ``create_model``
 by name, ``list_models`` to see what exists. Variants are configurations of a
-factory, not subclasses."""
+factory, not subclasses.
+
+A model's hyperparameters are declared where they are taken, with
+:func:`zoo._validation.declare` on the class's ``__init__`` (and on the factory for any
+parameter of its own), so that ``create_model`` and the class refuse a bad value alike, before
+anything is built. :func:`model_parameters` lists every hyperparameter of a registered name
+with its declaration (the factory's return annotation names the class); the test suite
+requires one for every parameter of the project's own models."""
 from __future__ import annotations
 
 import fnmatch

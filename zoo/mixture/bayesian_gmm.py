@@ -162,8 +162,8 @@ class BayesianGMM(EnumeratedMixture):
                  K="deprecated", D="deprecated"):
         super().__init__()
         owner = type(self).__name__
-        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
-        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None)
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2, stacklevel=4)
+        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None, stacklevel=4)
         self.n_components = check_positive_int(n_components, "n_components")
         self.n_features = None if n_features is None else check_positive_int(n_features, "n_features")
         self.covariance_type = check_choice(covariance_type, ("full", "diag"), "covariance_type")

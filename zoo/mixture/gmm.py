@@ -97,11 +97,13 @@ class GaussianMixtureModel(EnumeratedMixture):
     ):
         super().__init__()
         owner = type(self).__name__
-        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
-        covariance_type = renamed_parameter(owner, "covariance", covariance, "covariance_type", covariance_type, "diag")
+        # stacklevel 4: the warnings point past the declaration's wrapper, at the caller
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2, stacklevel=4)
+        covariance_type = renamed_parameter(owner, "covariance", covariance, "covariance_type", covariance_type, "diag",
+                                            stacklevel=4)
         if isinstance(covariance_type, str) and covariance_type == "shared":
             warnings.warn(f"{owner}: covariance_type 'shared' was renamed 'tied_spherical' and the old value will be "
-                          "removed; pass covariance_type='tied_spherical'", FutureWarning, stacklevel=2)
+                          "removed; pass covariance_type='tied_spherical'", FutureWarning, stacklevel=3)
             covariance_type = "tied_spherical"
         self.n_components, self.covariance_type = int(n_components), covariance_type
         for name, value in [("concentration", concentration), ("loc_loc", loc_loc), ("loc_scale", loc_scale),
