@@ -12,15 +12,20 @@ __all__ = ["main"]
 
 
 def _parse_model_args(pairs):
+    """``KEY=VALUE`` pairs as keyword arguments: a Python literal (``3``, ``0.5``, ``(64, 16)``, ``None``), a
+    number spelled as ``float`` reads it (``inf``, ``nan``: then refused by the model as not finite), else
+    the string itself (``covariance_type=full``)."""
     kwargs = {}
     for pair in pairs or []:
         if "=" not in pair:
             raise ValueError(f"model argument {pair!r} must look like KEY=VALUE")
         key, value = pair.split("=", 1)
+        if not key.isidentifier():
+            raise ValueError(f"model argument {pair!r}: {key!r} is not a parameter name")
         try:
             kwargs[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            kwargs[key] = value
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            kwargs[key] = float(value) if _is_number(value) else value
     return kwargs
 
 
@@ -46,17 +51,40 @@ def _is_number(text: str) -> bool:
 
 
 def load_data(name: str):
-    """A registered data set name, or a path to a CSV file of numbers (a header row is skipped)."""
+    """A registered data set name, or a path to a CSV file of numbers (a header row is skipped).
+
+    A file that is a folder, cannot be read, is empty, holds a header and no rows, or holds something
+    other than numbers is a ``ValueError`` that says which."""
+    import warnings
+
     from zoo import datasets
 
     path = Path(name)
     if path.suffix == ".csv" or path.exists():
+        if path.is_dir():
+            raise ValueError(f"--data {name!r} is a folder; give a data set name (zoo list) or a CSV file")
         if not path.exists():
             raise ValueError(f"data file {name!r} does not exist")
-        with open(path) as f:
-            first = f.readline()
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise ValueError(f"data file {name!r} is not a text CSV file") from None
+        except OSError as exc:
+            raise ValueError(f"data file {name!r} could not be read: {exc.strerror or exc}") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        if not lines:
+            raise ValueError(f"data file {name!r} is empty")
+        first = lines[0]
         has_header = not all(_is_number(field) for field in first.strip().split(","))
-        arr = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, ndmin=2)
+        if has_header and len(lines) == 1:
+            raise ValueError(f"data file {name!r} holds one line, read as a header ({first.strip()[:60]!r}), and no "
+                             "rows of numbers")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the file's own problems are told below, once
+                arr = np.loadtxt(path, delimiter=",", skiprows=1 if has_header else 0, ndmin=2)
+        except ValueError as exc:
+            raise ValueError(f"data file {name!r} is not a CSV file of numbers: {exc}") from None
         names = first.strip().split(",") if has_header else [f"x{i}" for i in range(arr.shape[1])]
         return datasets.Dataset(path.stem, arr, None, names)
     return datasets.load_dataset(name)
@@ -94,6 +122,16 @@ def cmd_fit(args) -> int:
 
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    spec = inference.method_spec(args.method)
+    given = dict(num_steps=args.steps, lr=args.lr, restarts=args.restarts, seed=args.seed,
+                 num_samples=args.num_samples, num_warmup=args.num_warmup, num_chains=args.num_chains,
+                 progress_bar=not args.no_progress)
+    options = {k: v for k, v in given.items() if k in spec.options}  # the flags this method reads
+    for key, value in options.items():  # each flag against the method's declaration, before any work
+        try:
+            spec.check_options({key: value})
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{_FLAGS.get(key, key)}: {exc}") from None
     ds = load_data(args.data)
     data = ds.data
     model_kwargs = _parse_model_args(args.model_arg)
@@ -106,11 +144,6 @@ def cmd_fit(args) -> int:
         mean, std = tensor.mean(0), tensor.std(0).clamp_min(1e-12)
         tensor = (tensor - mean) / std
         unscale = (mean.numpy(), std.numpy())
-    spec = inference.method_spec(args.method)
-    given = dict(num_steps=args.steps, lr=args.lr, restarts=args.restarts, seed=args.seed,
-                 num_samples=args.num_samples, num_warmup=args.num_warmup, num_chains=args.num_chains,
-                 progress_bar=not args.no_progress)
-    options = {k: v for k, v in given.items() if k in spec.options}  # the flags this method reads
     result = inference.fit(model, tensor, method=args.method, guide=args.guide, **options)
     table = summary_table({f"{args.method}" + (f"/{result.guide_name}" if result.guide_name else ""): result},
                           unscale=unscale)
@@ -130,6 +163,11 @@ def cmd_fit(args) -> int:
     return 0
 
 
+#: the flag of each method option that `zoo fit` sets
+_FLAGS = {"num_steps": "--steps", "lr": "--lr", "restarts": "--restarts", "seed": "--seed",
+          "num_samples": "--num-samples", "num_warmup": "--num-warmup", "num_chains": "--num-chains"}
+
+
 def cmd_tour(args) -> int:
     from .tour import SECTIONS, run_tour
 
@@ -142,8 +180,15 @@ def cmd_tour(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag told on one line (and where to find the usage), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="Latent-variable models as Pyro model/guide pairs.")
+    p = _Parser(prog="zoo", description="Latent-variable models as Pyro model/guide pairs.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="models, guides, methods and data sets")
     f = sub.add_parser("fit", help="fit a model and write a summary, figures and the InferenceData")
@@ -183,8 +228,10 @@ def main(argv=None) -> int:
     handlers = {"list": cmd_list, "fit": cmd_fit, "tour": cmd_tour}
     try:
         return handlers[args.command](args)
-    except (ValueError, TypeError) as exc:
-        print(f"zoo {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, FloatingPointError, OSError) as exc:
+        # one line: the message's first line (a library's long message keeps only its head)
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        print(f"zoo {args.command}: error: {lines[0]}", file=sys.stderr)
         return 2
 
 

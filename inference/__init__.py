@@ -6,7 +6,7 @@ Any Pyro model can be fitted: ``fit(model_fn, data, method="nuts")``.
 import zoo as _zoo  # noqa: F401  (applies the project's Pyro settings)
 
 from .checkpoint import atomic_save, load_checkpoint, staged_output
-from .methods import METHODS, MethodSpec, list_methods, method_spec, register_method
+from .methods import METHODS, MethodSpec, check_options, list_methods, method_spec, register_method
 from .result import FitResult
 from .elbo import ESTIMATORS, elbo_for, gradient_variance, make_elbo
 from .reparam_elbo import ReparamELBO
@@ -16,6 +16,6 @@ from .fit import fit
 from .compare import Comparison, compare
 from . import views
 
-__all__ = ["fit", "list_methods", "method_spec", "register_method", "MethodSpec", "METHODS", "FitResult",
+__all__ = ["fit", "list_methods", "method_spec", "register_method", "MethodSpec", "METHODS", "FitResult", "check_options",
            "make_elbo", "elbo_for", "ESTIMATORS", "ReparamELBO", "ImportanceWeightedELBO", "gradient_variance",
            "atomic_save", "load_checkpoint", "staged_output", "compare", "Comparison", "views"]

@@ -3,7 +3,6 @@ a generator and a discriminator trained in turn by two Adam optimisers."""
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from pathlib import Path
 
@@ -11,10 +10,11 @@ import pyro
 import torch
 from tqdm.auto import tqdm
 
+from zoo._validation import Bool, Pair, Real, declare
 from zoo.base import provides
 
-from .checkpoint import atomic_save, load_checkpoint
-from .methods import positive_int, register_method
+from .checkpoint import atomic_save, load_checkpoint, restore_state
+from .methods import CHECKPOINT, NUM_STEPS, POSITIVE_INT, PROGRESS_BAR, SEED, register_method
 from .result import FitResult
 
 __all__ = ["fit_adversarial"]
@@ -24,15 +24,11 @@ def _trainable(module: torch.nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.requires_grad]
 
 
-def _check_betas(betas) -> tuple[float, float]:
-    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-            or not all(isinstance(b, numbers.Real) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)):
-        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-    return float(betas[0]), float(betas[1])
-
-
 @register_method("adversarial", description="adversarial training of a generator against a discriminator (a GAN); "
                                             "the draws are the generator's, there is no posterior")
+@declare(num_steps=NUM_STEPS, batch_size=POSITIVE_INT, lr=Real(gt=0, le=10, what="a positive number at most 10"),
+         betas=Pair(Real(ge=0, lt=1)), d_steps=POSITIVE_INT, seed=SEED, progress_bar=PROGRESS_BAR, checkpoint=CHECKPOINT,
+         checkpoint_every=POSITIVE_INT, resume=Bool(), num_samples=POSITIVE_INT)
 def fit_adversarial(model, data, *, method: str = "adversarial", num_steps: int = 2000, batch_size: int = 128,
                     lr: float = 2e-4, betas=(0.5, 0.999), d_steps: int = 1, seed: int = 0, progress_bar: bool = True,
                     checkpoint=None, checkpoint_every: int = 500, resume: bool = False,
@@ -75,17 +71,14 @@ def fit_adversarial(model, data, *, method: str = "adversarial", num_steps: int 
     if not provides(model, "adversarial_parts"):
         raise ValueError(f"{type(model).__name__} has no generator and discriminator (the protocol hook "
                          f"adversarial_parts); use 'svi', 'map' or 'nuts'")
-    for name, value in [("num_steps", num_steps), ("batch_size", batch_size), ("d_steps", d_steps),
-                        ("checkpoint_every", checkpoint_every), ("num_samples", num_samples)]:
-        positive_int(value, name)
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    betas = _check_betas(betas)
+    betas = (float(betas[0]), float(betas[1]))
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     start = time.perf_counter()
     pyro.set_rng_seed(seed)
-    state = load_checkpoint(checkpoint, map_location="cpu") if resume and Path(checkpoint).exists() else None
+    state = load_checkpoint(checkpoint, map_location="cpu", keys=(
+        "generator", "discriminator", "optim_g", "optim_d", "losses", "discriminator_losses", "step", "rng")) \
+        if resume and Path(checkpoint).exists() else None
     if state is None:
         model.reset_parameters(data, seed=seed)
     parts = model.adversarial_parts()
@@ -96,11 +89,11 @@ def fit_adversarial(model, data, *, method: str = "adversarial", num_steps: int 
     opt_d = torch.optim.Adam(d_params, lr=lr, betas=betas) if d_params else None
     losses, d_losses, step = [], [], 0
     if state is not None:
-        parts.generator.load_state_dict(state["generator"])
-        parts.discriminator.load_state_dict(state["discriminator"])
+        restore_state(parts.generator, state["generator"], "generator", checkpoint)
+        restore_state(parts.discriminator, state["discriminator"], "discriminator", checkpoint)
         for opt, key in ((opt_g, "optim_g"), (opt_d, "optim_d")):
             if opt is not None:
-                opt.load_state_dict(state[key])
+                restore_state(opt, state[key], f"optimiser ({key})", checkpoint)
         losses, d_losses = state["losses"].tolist(), state["discriminator_losses"].tolist()
         step = int(state["step"])
         torch.set_rng_state(state["rng"])

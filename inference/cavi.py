@@ -19,10 +19,12 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.poutine.util import prune_subsample_sites
 from sklearn.exceptions import ConvergenceWarning
 
-from zoo._checks import check_positive_int
 from zoo.base import as_model, provides
 
-from .methods import positive_int, register_method
+from zoo._validation import Choice, Device, Real, declare
+from zoo.mixture.gaussian_mixture import INIT_PARAMS
+
+from .methods import NUM_STEPS, POSITIVE_INT, PROGRESS_BAR, SEED, TOL, register_method
 from .result import FitResult
 from .svi import guide_samples
 
@@ -31,6 +33,8 @@ __all__ = ["fit_cavi", "mean_field_elbo", "enumerated_elbo"]
 _F64 = torch.float64
 
 
+@declare(max_iter=NUM_STEPS, tol=Real(ge=0), n_init=POSITIVE_INT, init_params=Choice(INIT_PARAMS), reg_covar=Real(ge=0),
+         seed=SEED, num_samples=POSITIVE_INT, progress_bar=PROGRESS_BAR, device=Device())
 def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmeans", reg_covar=0.0,
              seed=0, num_samples=500, progress_bar=True, device=None):
     """CAVI for a Pyro model with conjugate updates (the protocol hook ``cavi_fit``), such as
@@ -59,9 +63,6 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
     if not provides(model, "cavi_fit"):
         raise TypeError(f"fit_cavi needs a model with conjugate updates (zoo.mixture.BayesianGMM), "
                         f"got {type(model).__name__}")
-    check_positive_int(num_samples, "num_samples")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
     data = model.check_data(data)
     if device is not None:
         data = data.to(device)
@@ -130,6 +131,7 @@ def enumerated_elbo(model, guide, data, *, num_particles=1000, seed=0):
 
 @register_method("cavi", description="mean-field variational Bayes by coordinate ascent (conjugate models: "
                                      "bayesian_gmm)")
+@declare(num_steps=NUM_STEPS, tol=TOL, num_samples=POSITIVE_INT, seed=SEED, progress_bar=PROGRESS_BAR)
 def _cavi(model, data, *, method: str = "cavi", num_steps: int = 1000, tol: float | None = None,
           num_samples: int = 500, seed: int = 0, progress_bar: bool = True):
     """``fit(method="cavi")``: at most ``num_steps`` iterations, stopping when the ELBO changes by less than
@@ -137,6 +139,5 @@ def _cavi(model, data, *, method: str = "cavi", num_steps: int = 1000, tol: floa
     if not provides(model, "cavi_fit"):
         raise ValueError(f"{type(model).__name__} has no conjugate coordinate updates; method 'cavi' is for "
                          "conjugate models such as 'bayesian_gmm'")
-    positive_int(num_steps, "num_steps")
     return fit_cavi(model, data, max_iter=num_steps, tol=1e-3 if tol is None else tol, seed=seed,
                     num_samples=num_samples, progress_bar=progress_bar)

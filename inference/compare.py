@@ -31,8 +31,10 @@ import torch
 from pyro.infer import TraceEnum_ELBO
 from tqdm.auto import tqdm
 
+from zoo._validation import AnyOf, Choice, InstanceOf, Int, Mapping, Real, declare
 from zoo.base import as_model, provides
 
+from .methods import LR, NUM_STEPS, OPTIONS_DICT, PROGRESS_BAR, SEED, method_spec
 from .result import FitResult
 
 __all__ = ["compare", "Comparison", "align_components", "importance_log_evidence", "energy_distance",
@@ -304,6 +306,17 @@ def _exact_reference(model, data, num_samples, seed):
     return ref, moments
 
 
+#: the arguments compare passes to every guide's fit itself: fit_kwargs must not repeat them
+_OWN_FIT_ARGS = ("method", "guide", "num_steps", "lr", "lr_decay", "num_samples", "seed", "progress_bar")
+
+
+@declare(guides=AnyOf(InstanceOf(str), InstanceOf(list, tuple), what="a guide name or a list of guide names"),
+         reference=AnyOf(Choice(REFERENCES), InstanceOf(FitResult), Mapping(),
+                         what="'nuts', 'exact', a FitResult or a dict of samples"),
+         num_samples=Int(ge=2, what="an integer >= 2 (posterior spreads need two draws)"),
+         num_particles=Int(ge=2, none=True), num_steps=NUM_STEPS, lr=LR, lr_decay=Real(gt=0, le=1), seed=SEED,
+         progress_bar=PROGRESS_BAR, fit_kwargs=OPTIONS_DICT, reference_kwargs=OPTIONS_DICT,
+         max_distance_draws=Int(ge=1, what="a positive integer"))
 def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samples: int = 1000,
             num_particles: int | None = None, num_steps: int = 1000, lr: float = 0.05, lr_decay: float = 1.0,
             seed: int = 0, progress_bar: bool = True, fit_kwargs: dict | None = None,
@@ -344,21 +357,18 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     specs = [guide_spec(g) for g in guides]  # raises on unknown names, listing the known ones
     if len(set(guides)) != len(guides):
         raise ValueError(f"guides contains duplicates: {guides}")
-    for name, value in [("num_samples", num_samples), ("num_steps", num_steps),
-                        ("max_distance_draws", max_distance_draws)]:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be >= 2 to estimate posterior spreads, got {num_samples}")
     num_particles = num_samples if num_particles is None else num_particles
-    if isinstance(num_particles, bool) or not isinstance(num_particles, int) or num_particles < 2:
-        raise ValueError(f"num_particles must be an integer >= 2, got {num_particles!r}")
-    if isinstance(reference, str) and reference not in REFERENCES:
-        raise ValueError(f"unknown reference {reference!r}; known: {', '.join(REFERENCES)}, a FitResult or a dict of samples")
-    if not isinstance(reference, (str, FitResult, dict)):
-        raise TypeError(f"reference must be 'nuts', 'exact', a FitResult or a dict, got {type(reference).__name__}")
     fit_kwargs = dict(fit_kwargs or {})
     per_guide = bool(fit_kwargs) and set(fit_kwargs) <= set(guides)
+    _check_fit_kwargs(guides, specs, fit_kwargs, per_guide)  # before any work, the NUTS reference included
+    if isinstance(reference, str) and reference == "nuts":
+        kw = dict(reference_kwargs or {})
+        if "method" in kw:
+            raise TypeError("reference_kwargs must not name the method: the reference is method='nuts'")
+        method_spec("nuts").check_options(kw)
+    elif reference_kwargs:
+        raise TypeError(f"reference_kwargs are options of the NUTS reference; reference={_short(reference)} takes "
+                        "none")
     data = model.check_data(data)
     model.to(data.device)
 
@@ -428,6 +438,30 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     table = table[first + [c for c in table.columns if c not in first]]
     sites = pd.DataFrame(long_rows, columns=["guide", "site", "mean_error", "sd_error", "energy"])
     return Comparison(table=table, sites=sites, results=results, reference_label=label, permutations=permutations)
+
+
+def _short(value) -> str:
+    return repr(value) if isinstance(value, str) else f"a {type(value).__name__}"
+
+
+def _check_fit_kwargs(guides, specs, fit_kwargs: dict, per_guide: bool) -> None:
+    """Every guide's options (``fit_kwargs``, shared or per guide) checked against its method's declaration
+    and its guide's: an unknown or bad option fails now, not after the reference has run."""
+    from guides import check_guide_options
+
+    for name, spec in zip(guides, specs):
+        kw = fit_kwargs.get(name, {}) if per_guide else fit_kwargs
+        label = f"fit_kwargs[{name!r}]" if per_guide else "fit_kwargs"
+        if not isinstance(kw, dict):
+            raise TypeError(f"{label} must be a dict of fit options, got {type(kw).__name__}")
+        repeated = sorted(set(kw) & set(_OWN_FIT_ARGS))
+        if repeated:
+            raise TypeError(f"{label} repeats {repeated}, which compare sets itself: pass them to compare "
+                            f"(num_steps=..., lr=...), not in {label}")
+        method = "map" if spec.point_estimate else "svi"
+        method_spec(method).check_options(kw)
+        if kw.get("guide_kwargs"):
+            check_guide_options(name, kw["guide_kwargs"])
 
 
 def _first_chain(result: FitResult) -> dict:

@@ -35,15 +35,9 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
         ``inference.nuts.fit_nuts``...); ``seed`` and ``progress_bar`` are taken by every method.
     """
     spec = method_spec(method)
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        raise TypeError(f"method {method!r} does not take the option(s) {', '.join(map(repr, unknown))}; "
-                        f"its options: {', '.join(spec.options)}")
+    spec.check_options(options)  # every option against the method's declaration, before any work
     if guide is not None and not spec.takes_guide:
         raise TypeError(f"method {method!r} takes no guide (got {guide!r}); the methods that do: svi, map")
-    seed = options.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
     model = as_model(model)
     data = model.check_data(data)
     model.to(data.device)

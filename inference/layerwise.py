@@ -7,7 +7,9 @@ import time
 
 from zoo.base import provides
 
-from .methods import positive_int, register_method
+from zoo._validation import Int, declare
+
+from .methods import LR, NUM_STEPS, PROGRESS_BAR, SEED, register_method
 from .result import FitResult
 
 __all__ = ["fit_layerwise"]
@@ -15,6 +17,8 @@ __all__ = ["fit_layerwise"]
 
 @register_method("layerwise", description="greedy layer-wise pre-training of the model's stages, then fine-tuning "
                                           "of the whole (e.g. a stacked autoencoder)")
+@declare(num_steps=NUM_STEPS, finetune_steps=NUM_STEPS, lr=LR,
+         batch_size=Int(ge=1, none=True, what="a positive integer or None"), seed=SEED, progress_bar=PROGRESS_BAR)
 def fit_layerwise(model, data, *, method: str = "layerwise", num_steps: int = 1000, finetune_steps: int = 1000,
                   lr: float = 1e-3, batch_size: int | None = None, seed: int = 0, progress_bar: bool = True) -> FitResult:
     """Train each stage of ``model.layerwise_stages()`` for ``num_steps`` SVI steps with its own guide
@@ -26,8 +30,6 @@ def fit_layerwise(model, data, *, method: str = "layerwise", num_steps: int = 10
 
     if not provides(model, "layerwise_stages") or not provides(model, "assemble"):
         raise ValueError(f"{type(model).__name__} has no layer-wise stages; use 'svi', 'map' or 'nuts'")
-    positive_int(num_steps, "num_steps")
-    positive_int(finetune_steps, "finetune_steps")
     start = time.perf_counter()
     common = dict(method="svi", guide="custom", lr=lr, batch_size=batch_size, progress_bar=progress_bar)
     x, stage_losses = data, []  # every stage is initialised by its own fit; assemble() sets the whole stack

@@ -9,16 +9,25 @@ import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
 
+from zoo._validation import AnyOf, ArrayLike, Bool, Choice, InstanceOf, Int, Mapping, Real, declare
 from zoo.base import provides
 from zoo.tracing import init_to_median
 
-from .methods import positive_int, register_method
+from .methods import POSITIVE_INT, PROGRESS_BAR, SEED, register_method
 from .result import FitResult
+
+#: where the chains start: a name, a fit or site values
+NUTS_INIT = AnyOf(Choice("map", "prior"), InstanceOf(FitResult),
+                  Mapping(ArrayLike(), what="a dict site -> finite values"),
+                  what="'map', 'prior', a FitResult or a dict site -> finite values")
 
 __all__ = ["fit_nuts"]
 
 
 @register_method("nuts", description="the No-U-Turn sampler, the reference posterior")
+@declare(num_samples=POSITIVE_INT, num_warmup=Int(ge=0, what="a non-negative integer"), num_chains=POSITIVE_INT,
+         nuts_init=NUTS_INIT, target_accept_prob=Real(gt=0, lt=1), jit_compile=Bool(), max_tree_depth=POSITIVE_INT,
+         seed=SEED, progress_bar=PROGRESS_BAR)
 def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_warmup: int = 500, num_chains: int = 2,
              nuts_init="map", target_accept_prob: float = 0.8, jit_compile: bool = True, max_tree_depth: int = 10,
              seed: int = 0, progress_bar: bool = True) -> FitResult:
@@ -34,19 +43,16 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
     if provides(model, "adversarial_parts"):
         raise ValueError(f"{type(model).__name__} is an implicit model without a likelihood: NUTS has nothing to "
                          f"condition on; fit it with method='adversarial'")
-    positive_int(num_samples, "num_samples")
-    positive_int(num_chains, "num_chains")
-    positive_int(num_warmup, "num_warmup", minimum=0)
-    positive_int(max_tree_depth, "max_tree_depth")
-    if not 0 < target_accept_prob < 1:
-        raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob}")
-    if not isinstance(nuts_init, (dict, FitResult)) and nuts_init not in ("map", "prior"):
-        raise ValueError(f"unknown nuts_init {nuts_init!r}; known: 'map', 'prior', a FitResult or a dict")
     sites = model.sites(data)
     if isinstance(nuts_init, dict):  # checked before any work is done
         unknown = sorted(set(nuts_init) - set(sites.latent))
         if unknown:
             raise ValueError(f"nuts_init names {unknown}, which are not latent sites of the model")
+        for name, value in nuts_init.items():
+            shape = tuple(torch.as_tensor(value).shape)
+            if shape != tuple(sites.latent[name]):
+                raise ValueError(f"nuts_init[{name!r}] has shape {shape}; the site {name!r} has shape "
+                                 f"{tuple(sites.latent[name])}")
     start = time.perf_counter()
     init_strategy = init_to_median
     if isinstance(nuts_init, str) and nuts_init == "map":

@@ -28,10 +28,11 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import biject_to
 from tqdm.auto import tqdm
 
+from zoo._validation import Choice, declare
 from zoo.base import as_model, provides
 from zoo.tracing import trace_model
 
-from .methods import non_negative_or_none, positive_int, register_method
+from .methods import NUM_STEPS, PROGRESS_BAR, SEED, TOL, register_method
 
 __all__ = ["fit_em", "log_joint"]
 
@@ -183,14 +184,14 @@ def fit_em(model, data, *, num_steps=200, tol=None, objective="ml", m_step="auto
 
 
 @register_method("em", description="expectation-maximisation: exact E-step by enumeration, closed-form or L-BFGS M-step")
+@declare(num_steps=NUM_STEPS, tol=TOL, em_objective=Choice("ml", "map"), m_step=Choice("auto", "closed_form", "gradient"),
+         seed=SEED, progress_bar=PROGRESS_BAR)
 def _em(model, data, *, method: str = "em", num_steps: int = 1000, tol: float | None = None, em_objective: str = "ml",
         m_step: str = "auto", seed: int = 0, progress_bar: bool = True):
     """``fit(method="em")``: at most ``num_steps`` iterations, stopping when the objective per datum changes by
     less than ``tol`` (default 1e-8); ``em_objective`` ``"ml"`` (priors ignored) or ``"map"`` (the log joint);
     ``m_step`` ``"auto"`` (the model's closed form when it has ``em_update``), ``"closed_form"`` or ``"gradient"``
     (L-BFGS)."""
-    positive_int(num_steps, "num_steps")
-    non_negative_or_none(tol, "tol")
     if any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"method 'em' estimates the model's sample sites; {type(model).__name__} has learnable "
                          "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")

@@ -16,16 +16,22 @@ import pyro.poutine as poutine
 import torch
 from tqdm.auto import tqdm
 
-from guides import guide_spec, make_guide
+from guides import check_guide_options, guide_spec, make_guide
+from zoo._validation import Bool, Choice, Int, Real, declare
 from zoo.base import provides
 from zoo.tracing import trace_model
 
-from .checkpoint import atomic_save, load_checkpoint
+from .checkpoint import atomic_save, load_checkpoint, restore_state
 from .elbo import elbo_for
-from .methods import non_negative_or_none, positive_int, register_method
+from .methods import (BETAS, CHECKPOINT, LR, NUM_STEPS, OPTIONS_DICT, POSITIVE_INT, PROGRESS_BAR, SEED, TOL,
+                      register_method)
 from .result import FitResult
 
 __all__ = ["fit_svi", "guide_samples"]
+
+
+#: what an SVI checkpoint holds
+_CHECKPOINT_KEYS = ("guide", "model", "optim", "schedule", "losses", "step", "best", "stall", "rng")
 
 
 def _own_method_hint(model) -> str:
@@ -43,6 +49,11 @@ def _guide_label(guide) -> str:
                  takes_guide=True)
 @register_method("svi", description="stochastic variational inference with any registered guide or your own",
                  takes_guide=True)
+@declare(num_steps=NUM_STEPS, lr=LR, betas=BETAS, lr_decay=Real(gt=0, le=1), tol=TOL, patience=POSITIVE_INT,
+         restarts=POSITIVE_INT, restart_select=Choice("initial", "final"), seed=SEED, progress_bar=PROGRESS_BAR,
+         checkpoint=CHECKPOINT, checkpoint_every=POSITIVE_INT, resume=Bool(), num_samples=POSITIVE_INT,
+         guide_kwargs=OPTIONS_DICT, batch_size=Int(ge=1, none=True, what="a positive integer or None"),
+         jit_loss=Bool(), num_particles=POSITIVE_INT)
 def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: float = 0.05, betas=(0.9, 0.999),
             lr_decay: float = 1.0, tol: float | None = None, patience: int = 20, restarts: int = 1,
             restart_select: str = "initial", seed: int = 0, progress_bar: bool = True, checkpoint=None,
@@ -77,21 +88,12 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
     if model.supported_guides == ():
         raise ValueError(f"{type(model).__name__} supports no guide, so method {method!r} does not apply"
                          + _own_method_hint(model))
-    for name, value in [("num_steps", num_steps), ("restarts", restarts), ("num_samples", num_samples),
-                        ("patience", patience), ("checkpoint_every", checkpoint_every),
-                        ("num_particles", num_particles)]:
-        positive_int(value, name)
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    if not 0 < lr_decay <= 1:
-        raise ValueError(f"lr_decay must be in (0, 1], got {lr_decay}")
-    non_negative_or_none(tol, "tol")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs a checkpoint path")
     if checkpoint is not None and restarts != 1:
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
-    if restart_select not in ("initial", "final"):
-        raise ValueError(f"unknown restart_select {restart_select!r}; known: 'initial', 'final'")
+    if resume and Path(checkpoint).exists():  # a corrupt or foreign file fails now, not after the set-up
+        load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
     user_guide = guide is not None and not isinstance(guide, str)
     if user_guide:
         if not callable(guide):
@@ -104,8 +106,6 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         if checkpoint is not None and not isinstance(guide, torch.nn.Module):
             raise ValueError("checkpoints save a guide's state_dict: use a guide module (an autoguide, a PyroModule)")
     if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if not model.supports_minibatch:
             raise ValueError(f"{type(model).__name__} does not subsample its data plate; use batch_size=None")
         if guide not in (None, "custom"):
@@ -117,6 +117,7 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         spec = guide_spec(guide)
         if method == "map" and not spec.point_estimate:
             raise ValueError(f"method 'map' needs a point-estimate guide ('delta' or 'laplace'), got {guide!r}")
+        check_guide_options(guide, guide_kwargs or {})  # the guide factory's declaration, before any work
     guide_kwargs = dict(guide_kwargs or {})
     guide_name = _guide_label(guide) if user_guide else guide
     if guide == "laplace":
@@ -204,11 +205,11 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
     schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
     losses, step, best, stall = [], 0, float("inf"), 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location="cpu")
-        guide.load_state_dict(state["guide"])
-        model.load_state_dict(state["model"])
-        optim.load_state_dict(state["optim"])
-        schedule.load_state_dict(state["schedule"])
+        state = load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
+        restore_state(guide, state["guide"], "guide", checkpoint)
+        restore_state(model, state["model"], "model", checkpoint)
+        restore_state(optim, state["optim"], "optimiser state (another guide or model)", checkpoint)
+        restore_state(schedule, state["schedule"], "learning-rate schedule", checkpoint)
         losses, step = list(state["losses"]), int(state["step"])
         best, stall = float(state["best"]), int(state["stall"])
         torch.set_rng_state(state["rng"])

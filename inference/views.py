@@ -9,12 +9,20 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from zoo._validation import AnyOf, Bool, Choice, InstanceOf, Int, Mapping, OutputPath, declare
+
 from .result import FitResult, _observed_dims
 
 __all__ = ["plot_posterior", "plot_trace", "plot_forest", "plot_ppc", "loo_compare", "plot_loo_compare",
            "plot_losses", "plot_clusters", "save_figure", "keep_figure", "TRACE_KINDS"]
 
 TRACE_KINDS = ("trace", "rank_bars", "rank_vlines")
+PPC_KINDS = ("kde", "cumulative", "scatter")
+
+# the declarations the views share
+_RESULT = InstanceOf(FitResult, what="a FitResult")
+_RESULTS = Mapping(_RESULT, what="a dict label -> FitResult")
+_VAR_NAMES = AnyOf(InstanceOf(str), InstanceOf(list, tuple), none=True, what="a site name or a list of site names")
 
 
 def _check_result(result, name="result") -> FitResult:
@@ -42,6 +50,7 @@ def _figure(axes):
     return np.asarray(axes).ravel()[0].figure
 
 
+@declare(result=_RESULT, var_names=_VAR_NAMES)
 def plot_posterior(result: FitResult, var_names=None, **kwargs):
     """``az.plot_posterior`` of the continuous sites ``var_names`` (default all): one axis per
     scalar element, with the posterior mean and the 94% HDI."""
@@ -53,6 +62,7 @@ def plot_posterior(result: FitResult, var_names=None, **kwargs):
     return _figure(axes)
 
 
+@declare(result=_RESULT, var_names=_VAR_NAMES, kind=Choice(TRACE_KINDS))
 def plot_trace(result: FitResult, var_names=None, kind: str = "trace", **kwargs):
     """Trace plot (``kind="trace"``: densities per chain and the draws) or rank plot
     (``"rank_bars"`` / ``"rank_vlines"``: per-chain rank histograms, flat when the chains mix)
@@ -60,13 +70,12 @@ def plot_trace(result: FitResult, var_names=None, kind: str = "trace", **kwargs)
     import arviz as az
 
     _check_result(result)
-    if kind not in TRACE_KINDS:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(TRACE_KINDS)}")
     axes = az.plot_trace(result.to_inference_data(assignments=False), var_names=_var_names(result, var_names),
                          kind=kind, compact=True, **kwargs)
     return _figure(axes)
 
 
+@declare(results=_RESULTS, var_names=_VAR_NAMES, align=Bool(), combined=Bool())
 def plot_forest(results: dict, var_names=None, *, align: bool = True, combined: bool = True, **kwargs):
     """Forest plot (94% intervals per element) of several fits side by side, ``results`` mapping
     label -> FitResult. With ``align`` the mixture components of every fit are first relabelled
@@ -96,6 +105,8 @@ def plot_forest(results: dict, var_names=None, *, align: bool = True, combined: 
     return _figure(axes)
 
 
+@declare(result=_RESULT, num_pp_samples=Int(ge=1, none=True, what="a positive integer or None"),
+         kind=Choice(PPC_KINDS), feature=Int(ge=0, none=True))
 def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = "kde", feature: int | None = None,
              **kwargs):
     """Posterior predictive check: the observed data's density against replicated data sets drawn
@@ -104,9 +115,6 @@ def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = 
     import arviz as az
 
     _check_result(result)
-    if num_pp_samples is not None and (isinstance(num_pp_samples, bool) or not isinstance(num_pp_samples, int)
-                                       or num_pp_samples < 1):
-        raise ValueError(f"num_pp_samples must be a positive integer or None, got {num_pp_samples!r}")
     sites = result.sites
     observed = {o.name: dict(zip(_observed_dims(o, sites.data_plate), o.shape)) for o in sites.observed}
     sizes = {dim: size for dims in observed.values() for dim, size in dims.items()}
@@ -124,6 +132,7 @@ def plot_ppc(result: FitResult, *, num_pp_samples: int | None = 50, kind: str = 
     return _figure(axes)
 
 
+@declare(results=_RESULTS)
 def loo_compare(results: dict, **kwargs):
     """``az.compare`` (PSIS-LOO) of several fits of the same data, ``results`` mapping label ->
     FitResult. Returns its DataFrame, best model first (column ``rank`` 0), with ``elpd_loo``,
@@ -136,6 +145,10 @@ def loo_compare(results: dict, **kwargs):
     for label, r in results.items():
         _check_result(r, f"results[{label!r}]")
         shapes.add(tuple(r.data.shape))
+        if r.num_chains * r.num_draws < 2:
+            what = r.method + (f"/{r.guide_name}" if r.guide_name else "")
+            raise ValueError(f"results[{label!r}] is a point estimate ({what}: one draw); PSIS-LOO needs posterior "
+                             "draws: compare fits by svi, nuts, cavi or a laplace MAP")
     if len(shapes) != 1:
         raise ValueError(f"the fits were made on data of different shapes {sorted(shapes)}; LOO compares fits of the same data")
     idatas = {label: r.to_inference_data(assignments=False) for label, r in results.items()}
@@ -153,6 +166,7 @@ def plot_loo_compare(results_or_table, **kwargs):
 
 
 # --- figures to files, loss traces, clusters ---------------------------------------------------
+@declare(path=OutputPath())
 def save_figure(fig, path) -> None:
     """Write ``fig`` as PNG to ``path`` via a temporary file and a rename."""
     import os

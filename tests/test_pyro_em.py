@@ -53,7 +53,7 @@ def test_map_objective_beats_the_ml_point_on_the_log_joint():
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    (dict(em_objective="nope"), "unknown em objective 'nope'"),
+    (dict(em_objective="nope"), "unknown em.objective 'nope'"),
     (dict(m_step="nope"), "unknown m_step 'nope'"),
     (dict(em_objective="map", m_step="closed_form"), "no closed-form M-step for objective 'map'"),
 ])

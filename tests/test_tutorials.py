@@ -43,7 +43,9 @@ def test_tutorial_runs_in_smoke_mode(name, tmp_path):
     assert script.exists(), f"tutorials/{name}.py is missing"
     figures = tmp_path / "figures"
     figures.mkdir()
-    env = dict(os.environ, SMOKE="1", TUTORIAL_OUT=str(figures), MPLBACKEND="Agg",
+    # one intra-op thread: the tests run one worker per core, and a second thread per tutorial only
+    # oversubscribes them (OpenMP's spinning threads then slow every process down many times)
+    env = dict(os.environ, SMOKE="1", TUTORIAL_OUT=str(figures), MPLBACKEND="Agg", OMP_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=SMOKE_TIMEOUT_S)

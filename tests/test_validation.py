@@ -44,7 +44,7 @@ def test_bad_options(kwargs, match):
 
 
 def test_unknown_dataset():
-    with pytest.raises(ValueError, match="unknown dataset 'nope'; known datasets: binary, binary_digits, blobs, digits, faithful, iris, ring"):
+    with pytest.raises(ValueError, match="unknown dataset 'nope'; known datasets: binary, binary_digits, blobs, digits, faithful, grid, iris, ring"):
         zoo.load_dataset("nope")
 
 

@@ -19,6 +19,8 @@ import torch
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._validation import check_device
+
 __all__ = [
     "TorchEstimatorMixin", "TORCH_PARAMETER_CONSTRAINTS", "resolve_dtype", "validate_tensor",
     "expected_failed_checks", "as_param", "param_is_float32", "check_shape", "to_numpy",
@@ -87,7 +89,7 @@ class TorchEstimatorMixin:
         fitted ones."""
         if reset:
             dtype, device = resolve_dtype(getattr(self, "dtype", None)), getattr(self, "device", None)
-            device = None if device is None else torch.device(device)
+            device = check_device(device)  # an unknown name, or CUDA on a machine without it: a clear ValueError
         else:
             check_is_fitted(self)
             dtype, device = self._fit_dtype, self._fit_device

@@ -23,7 +23,8 @@ from torch.nn import functional as F
 from ._checks import check_choice, check_positive_int
 from .base import ZooModel
 from .glgae import FlatPrior
-from .nets import CodeEncoder, Decoder, check_hidden
+from ._validation import Bool, Choice, Int, Real, Sizes, declare
+from .nets import ACTIVATIONS, CodeEncoder, Decoder, check_hidden
 from .registry import register_model
 from .vae import LIKELIHOODS, _ids, check_network_data
 
@@ -76,6 +77,9 @@ class Autoencoder(ZooModel):
     supported_guides = ("custom",)  # as the VAE: pyro.module does not run inside an autoguide
     site_dims = {"code": ["obs_id", "unit"]}
 
+    @declare(n_features=Int(ge=1), code_dim=Int(ge=1), hidden=Sizes(), kind=Choice(KINDS),
+             likelihood=Choice(AE_LIKELIHOODS), noise=Real(ge=0, lt=1), rho=Real(gt=0, lt=1), beta=Real(ge=0),
+             activation=Choice(*ACTIVATIONS), sigmoid_code=Bool(none=True))
     def __init__(self, n_features: int, code_dim: int = 10, hidden=(200,), *, kind: str = "deterministic",
                  likelihood: str = "bernoulli", noise: float = 0.25, rho: float = 0.05, beta: float = 1.0,
                  activation: str = "relu", sigmoid_code: bool | None = None):
@@ -85,12 +89,6 @@ class Autoencoder(ZooModel):
         self.hidden = check_hidden(hidden)
         self.kind = check_choice(kind, KINDS, "kind")
         self.likelihood = check_choice(likelihood, AE_LIKELIHOODS, "likelihood")
-        if not 0 <= noise < 1:
-            raise ValueError(f"noise (the fraction of inputs zeroed) must be in [0, 1), got {noise}")
-        if not 0 < rho < 1:
-            raise ValueError(f"rho must be in (0, 1), got {rho}")
-        if not beta >= 0:
-            raise ValueError(f"beta must be non-negative, got {beta}")
         self.noise, self.rho, self.beta = float(noise), float(rho), float(beta)
         self.sigmoid_code = self.kind == "sparse" if sigmoid_code is None else bool(sigmoid_code)
         self.encoder = CodeEncoder(n_features, code_dim, self.hidden, activation, sigmoid=self.sigmoid_code)
@@ -207,6 +205,8 @@ class StackedAutoencoder(Autoencoder):
         ``"gaussian"``).
     """
 
+    @declare(n_features=Int(ge=1), layer_sizes=Sizes(min_len=1), kind=Choice(KINDS), likelihood=Choice(AE_LIKELIHOODS),
+             noise=Real(ge=0, lt=1), rho=Real(gt=0, lt=1), beta=Real(ge=0))
     def __init__(self, n_features: int, layer_sizes=(64, 16), *, kind: str = "deterministic",
                  likelihood: str = "bernoulli", noise: float = 0.25, rho: float = 0.05, beta: float = 1.0):
         sizes = check_hidden(layer_sizes)

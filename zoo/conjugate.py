@@ -16,13 +16,12 @@ Two registered variants:
 """
 from __future__ import annotations
 
-import math
-
 import pyro
 import pyro.distributions as dist
 import torch
 
-from ._checks import as_data_tensor, check_choice
+from ._checks import as_data_tensor
+from ._validation import Choice, Real, declare
 from .base import ZooModel
 from .registry import register_model
 
@@ -47,20 +46,12 @@ class ConjugateGaussian(ZooModel):
 
     site_dims = {"mu": ["feature"]}
 
+    @declare(prior_loc=Real(), prior_scale=Real(gt=0), noise_scale=Real(gt=0), noise_corr=Real(gt=-1, lt=1),
+             init=Choice(INITS))
     def __init__(self, *, prior_loc: float = 0.0, prior_scale: float = 10.0, noise_scale: float = 1.0,
                  noise_corr: float = 0.0, init: str = "data_mean"):
         super().__init__()
-        self.init = check_choice(init, INITS, "init")
-        for name, value in [("prior_loc", prior_loc), ("prior_scale", prior_scale), ("noise_scale", noise_scale),
-                            ("noise_corr", noise_corr)]:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if not prior_scale > 0:
-            raise ValueError(f"prior_scale must be positive, got {prior_scale}")
-        if not noise_scale > 0:
-            raise ValueError(f"noise_scale must be positive, got {noise_scale}")
-        if not -1 < noise_corr < 1:
-            raise ValueError(f"noise_corr must lie in (-1, 1), got {noise_corr}")
+        self.init = init
         self.noise_corr = float(noise_corr)
         dtype = torch.get_default_dtype()
         for name, value in [("prior_loc", prior_loc), ("prior_scale", prior_scale), ("noise_scale", noise_scale)]:

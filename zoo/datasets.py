@@ -3,13 +3,17 @@ synthetic data that returns its ground truth."""
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from ._checks import check_positive_int
+from ._validation import AnyOf, ArrayLike, FilePath, InstanceOf, Int, RandomState, Real, declare
+
+_SEED = RandomState()
 
 __all__ = ["Dataset", "load_dataset", "list_datasets", "load_faithful", "make_blobs", "make_ring", "make_grid",
            "mode_coverage", "load_binary_digits", "make_binary", "load_mnist_idx"]
@@ -32,6 +36,7 @@ class Dataset:
     test_target: np.ndarray | None = None
 
 
+@declare()
 def load_faithful() -> Dataset:
     """Old Faithful geyser: 272 eruptions, columns (eruption minutes, waiting minutes)."""
     text = resources.files("zoo.data").joinpath("faithful.csv").read_text()
@@ -41,6 +46,7 @@ def load_faithful() -> Dataset:
     return Dataset("faithful", data, None, names, description="Old Faithful geyser eruptions (Azzalini and Bowman, 1990)")
 
 
+@declare()
 def _load_iris() -> Dataset:
     from sklearn.datasets import load_iris
 
@@ -48,6 +54,7 @@ def _load_iris() -> Dataset:
     return Dataset("iris", b.data.astype(np.float64), b.target, list(b.feature_names), description="Fisher's iris")
 
 
+@declare()
 def _load_digits() -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -55,6 +62,8 @@ def _load_digits() -> Dataset:
     return Dataset("digits", b.data.astype(np.float64), b.target, list(b.feature_names), description="8x8 handwritten digits")
 
 
+@declare(n_samples=Int(ge=1), n_components=Int(ge=1), n_features=Int(ge=1), separation=Real(gt=0),
+         scale=Real(gt=0), weights=ArrayLike(ndim=1, none=True), random_state=_SEED)
 def make_blobs(
     n_samples: int = 300,
     *,
@@ -71,11 +80,8 @@ def make_blobs(
     kept at least ``separation`` apart. ``truth`` holds ``weights`` (K,),
     ``locs`` (K, D), ``scale`` and the true ``assignment`` (N,).
     """
-    n_samples = check_positive_int(n_samples, "n_samples")
-    n_components = check_positive_int(n_components, "n_components")
-    n_features = check_positive_int(n_features, "n_features")
-    if not (separation > 0 and scale > 0):
-        raise ValueError(f"separation and scale must be positive, got {separation}, {scale}")
+    _check_extent(n_components * n_features, separation=separation, scale=scale)
+    box = separation * n_components
     rng = np.random.default_rng(random_state)
     if weights is None:
         weights = np.full(n_components, 1.0 / n_components)
@@ -83,7 +89,6 @@ def make_blobs(
     if weights.shape != (n_components,) or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
         raise ValueError(f"weights must be {n_components} non-negative numbers summing to 1, got {weights}")
     locs = np.empty((0, n_features))
-    box = separation * n_components
     for _ in range(10_000):
         cand = rng.uniform(-box / 2, box / 2, size=n_features)
         if len(locs) == 0 or np.min(np.linalg.norm(locs - cand, axis=1)) >= separation:
@@ -98,14 +103,12 @@ def make_blobs(
     return Dataset("blobs", data, assignment, [f"x{i}" for i in range(n_features)], truth, "seeded Gaussian blobs")
 
 
+@declare(n_samples=Int(ge=1), n_components=Int(ge=1), radius=Real(gt=0), scale=Real(gt=0), random_state=_SEED)
 def make_ring(n_samples: int = 400, *, n_components: int = 8, radius: float = 4.0, scale: float = 0.25,
               random_state: int = 0) -> Dataset:
     """``n_components`` isotropic Gaussians with centres evenly spaced on a circle in 2-D;
     ``truth`` holds ``locs`` (K, 2), ``scale`` and ``assignment``."""
-    n_samples = check_positive_int(n_samples, "n_samples")
-    n_components = check_positive_int(n_components, "n_components")
-    if not (radius > 0 and scale > 0):
-        raise ValueError(f"radius and scale must be positive, got {radius}, {scale}")
+    _check_extent(radius=radius, scale=scale)
     rng = np.random.default_rng(random_state)
     angles = 2 * np.pi * np.arange(n_components) / n_components
     locs = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
@@ -116,14 +119,12 @@ def make_ring(n_samples: int = 400, *, n_components: int = 8, radius: float = 4.
     return Dataset("ring", data, assignment, ["x0", "x1"], truth, "Gaussians on a ring")
 
 
+@declare(n_samples=Int(ge=1), n_per_side=Int(ge=1), spacing=Real(gt=0), scale=Real(gt=0), random_state=_SEED)
 def make_grid(n_samples: int = 400, *, n_per_side: int = 5, spacing: float = 2.0, scale: float = 0.05,
               random_state: int = 0) -> Dataset:
     """``n_per_side ** 2`` isotropic Gaussians with centres on a square grid in 2-D, centred on the
     origin (the "grid of 25" of the GAN literature with the defaults); ``truth`` as :func:`make_ring`'s."""
-    n_samples = check_positive_int(n_samples, "n_samples")
-    n_per_side = check_positive_int(n_per_side, "n_per_side")
-    if not (np.isfinite(spacing) and np.isfinite(scale) and spacing > 0 and scale > 0):
-        raise ValueError(f"spacing and scale must be finite and positive, got {spacing}, {scale}")
+    _check_extent(n_per_side, spacing=spacing, scale=scale)
     rng = np.random.default_rng(random_state)
     ticks = spacing * (np.arange(n_per_side) - (n_per_side - 1) / 2)
     locs = np.stack(np.meshgrid(ticks, ticks, indexing="ij"), axis=-1).reshape(-1, 2)
@@ -134,6 +135,7 @@ def make_grid(n_samples: int = 400, *, n_per_side: int = 5, spacing: float = 2.0
     return Dataset("grid", data, assignment, ["x0", "x1"], truth, "Gaussians on a square grid")
 
 
+@declare(scale=Real(gt=0), n_sigma=Real(gt=0), min_fraction=Real(gt=0, le=1))
 def mode_coverage(samples, locs, scale: float, *, n_sigma: float = 3.0, min_fraction: float = 0.008) -> dict:
     """How well ``samples`` (S, D) of a generative model cover the modes ``locs`` (K, D) of an
     isotropic mixture with standard deviation ``scale``, by the usual metrics of the mode-collapse
@@ -153,9 +155,6 @@ def mode_coverage(samples, locs, scale: float, *, n_sigma: float = 3.0, min_frac
         raise ValueError("samples is empty")
     if not np.isfinite(x).all():
         raise ValueError("samples contain NaN or infinity")
-    if not (np.isfinite(scale) and scale > 0 and n_sigma > 0 and 0 < min_fraction <= 1):
-        raise ValueError(f"scale and n_sigma must be positive and min_fraction in (0, 1], got {scale}, {n_sigma}, "
-                         f"{min_fraction}")
     d2 = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
     nearest = d2.argmin(1)
     good = np.sqrt(d2[np.arange(x.shape[0]), nearest]) <= n_sigma * scale
@@ -164,16 +163,15 @@ def mode_coverage(samples, locs, scale: float, *, n_sigma: float = 3.0, min_frac
             "counts": counts}
 
 
+@declare(threshold=Real(ge=0, lt=16), test_size=Real(gt=0, lt=1),
+         random_state=AnyOf(Int(ge=0, lt=2 ** 32), InstanceOf(np.random.RandomState), none=True,
+                            what="an integer seed in [0, 2**32) or a numpy.random.RandomState"))
 def load_binary_digits(*, threshold: float = 8.0, test_size: float = 0.25, random_state: int = 0) -> Dataset:
     """scikit-learn's 8x8 digits binarised (pixel > ``threshold`` of 16 -> 1), float32, with a fixed,
     seeded, label-stratified train/test split: ``data`` (n_train, 64), ``test_data`` (n_test, 64)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not 0 <= threshold < 16:
-        raise ValueError(f"threshold must be in [0, 16), got {threshold}")
-    if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size}")
     b = load_digits()
     x = (b.data > threshold).astype(np.float32)
     xtr, xte, ytr, yte = train_test_split(x, b.target, test_size=test_size, random_state=random_state,
@@ -182,15 +180,12 @@ def load_binary_digits(*, threshold: float = 8.0, test_size: float = 0.25, rando
                    test_data=xte, test_target=yte)
 
 
+@declare(n_samples=Int(ge=1), n_features=Int(ge=1), latent_dim=Int(ge=1), n_test=Int(ge=0), random_state=_SEED)
 def make_binary(n_samples: int = 500, *, n_features: int = 20, latent_dim: int = 2, n_test: int = 0,
                 random_state: int = 0) -> Dataset:
     """Binary data from a small latent-variable model: z ~ N(0, I_L), x_j ~ Bernoulli(sigmoid(W z + b)_j)
     with seeded W (n_features, L) of scale 3 and b ~ N(0, 1). float32; ``truth`` holds ``W``, ``b`` and
     ``z``; ``n_test`` extra draws go to ``test_data``."""
-    n_samples = check_positive_int(n_samples, "n_samples")
-    n_features = check_positive_int(n_features, "n_features")
-    latent_dim = check_positive_int(latent_dim, "latent_dim")
-    n_test = check_positive_int(n_test, "n_test", minimum=0)
     rng = np.random.default_rng(random_state)
     W = 3.0 * rng.standard_normal((n_features, latent_dim))
     b = rng.standard_normal(n_features)
@@ -202,21 +197,31 @@ def make_binary(n_samples: int = 500, *, n_features: int = 20, latent_dim: int =
                    test_data=x[n_samples:] if n_test else None)
 
 
+def _check_extent(factor=1, **values) -> None:
+    """The data of a generator stay finite: its scales (``values``) times ``factor`` (its sizes) and a
+    margin of 40 standard deviations do not overflow float64."""
+    if not math.isfinite(float(sum(values.values())) * factor * 40):
+        given = ", ".join(f"{k}={v:g}" for k, v in values.items())
+        raise ValueError(f"{given}: too large, the data would overflow float64")
+
+
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
+@declare(path=FilePath(noun="IDX file"))
 def load_mnist_idx(path) -> np.ndarray:
     """Read an IDX file (the MNIST format; gzip-compressed or raw) into an array of its stored shape,
     e.g. (60000, 28, 28) uint8 images or (60000,) uint8 labels. The header is checked: two zero bytes,
     a known type code, the rank, and a payload of exactly the declared size; a bad file raises ValueError."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no IDX file at {str(path)!r}")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path.name}: the file could not be read: {exc.strerror or exc}") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"{path.name}: a corrupt gzip file: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path.name}: not an IDX file (the magic number must start with two zero bytes)")
@@ -228,7 +233,7 @@ def load_mnist_idx(path) -> np.ndarray:
         raise ValueError(f"{path.name}: a truncated IDX header (rank {rank})")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank))
     dtype = np.dtype(_IDX_DTYPES[code])
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     payload = raw[4 + 4 * rank:]
     if len(payload) != expected:
         raise ValueError(f"{path.name}: the header declares shape {shape} of {dtype} ({expected} bytes) but the "
@@ -246,6 +251,9 @@ def list_datasets() -> list[str]:
 
 def load_dataset(name: str, **kwargs) -> Dataset:
     """Load a data set by name (see :func:`list_datasets`); ``blobs`` takes :func:`make_blobs` arguments."""
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, got {name!r} ({type(name).__name__}); known datasets: "
+                        f"{', '.join(list_datasets())}")
     try:
         loader = _LOADERS[name]
     except KeyError:

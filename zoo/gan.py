@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from ._checks import as_data_tensor, check_choice, check_positive_int
 from .base import AdversarialParts, ZooModel
+from ._validation import Choice, InstanceOf, Int, Sizes, declare
 from .nets import ACTIVATIONS, check_hidden, mlp
 from .registry import register_model
 from .vae import StandardNormalRows
@@ -166,6 +167,9 @@ class GAN(ZooModel):
 
     supported_guides = ()  # nothing to infer: the fit is a game, not a posterior
 
+    @declare(n_features=Int(ge=1), noise_dim=Int(ge=1), hidden=Sizes(), generator_loss=Choice(GENERATOR_LOSSES),
+             activation=Choice(*ACTIVATIONS), generator=InstanceOf(nn.Module, what="a torch.nn.Module", none=True),
+             discriminator=InstanceOf(nn.Module, what="a torch.nn.Module", none=True))
     def __init__(self, n_features: int, noise_dim: int = 2, hidden=(64, 64), *, generator_loss: str = "non_saturating",
                  activation: str = "relu", generator: nn.Module | None = None,
                  discriminator: nn.Module | None = None):

@@ -24,6 +24,7 @@ from torch import nn
 
 from . import objectives as obj
 from ._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from ._validation import Bool, Choice, Int, Real, Seed, declare
 from .base import CoordinateFit, ZooModel
 from .registry import register_model
 
@@ -70,26 +71,20 @@ class GLGAE(ZooModel):
         the squared distance.
     """
 
+    @declare(K=Int(ge=1), D=Int(ge=1), E=Int(ge=1), absorbing=Choice(obj.ABSORBING),
+             b=Real(ge=0, what="a finite number >= 0"), learn_b=Bool(), scale=Real(gt=0),
+             prior_radius=Real(gt=0, none=True), logit_penalty=Real(ge=0), distance=Choice(obj.DISTANCES),
+             seed=Seed())
     def __init__(self, K: int = 8, D: int = 2, E: int = 2, *, absorbing: str = "constant", b: float = 1.0,
                  learn_b: bool = False, scale: float = math.sqrt(0.5), prior_radius: float | None = None,
                  logit_penalty: float = 0.0, distance: str = "sq_euclidean", seed: int = 0):
         super().__init__()
-        self.K = check_positive_int(K, "K")
-        self.D = check_positive_int(D, "D")
-        self.E = check_positive_int(E, "E")
-        self.absorbing = check_choice(absorbing, obj.ABSORBING, "absorbing")
-        self.distance = check_choice(distance, obj.DISTANCES, "distance")
-        if not (isinstance(b, (int, float)) and math.isfinite(b) and b >= 0):
-            raise ValueError(f"b must be a finite number >= 0, got {b!r}")
+        self.K, self.D, self.E, self.absorbing = int(K), int(D), int(E), absorbing
+        self.distance = distance
         if learn_b and (absorbing != "constant" or b == 0):
             raise ValueError("learn_b needs absorbing='constant' and a starting b > 0")
-        if not scale > 0:
-            raise ValueError(f"scale must be positive, got {scale}")
-        if prior_radius is not None and not prior_radius > 0:
-            raise ValueError(f"prior_radius must be positive or None, got {prior_radius}")
-        if not logit_penalty >= 0:
-            raise ValueError(f"logit_penalty must be >= 0, got {logit_penalty}")
-        self.learn_b, self.scale, self.prior_radius = bool(learn_b), float(scale), prior_radius
+        self.learn_b, self.scale = bool(learn_b), float(scale)
+        self.prior_radius = None if prior_radius is None else float(prior_radius)
         self.logit_penalty = float(logit_penalty)
         g = torch.Generator().manual_seed(seed)
         dtype = torch.get_default_dtype()

@@ -96,6 +96,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._checks import as_data_tensor, check_choice, check_positive_int
 from ._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin, resolve_dtype, to_numpy, validate_tensor
+from ._validation import ArrayLike, Choice, Int, Real as RealNumber, Seed, check_device, declare
 from .base import ZooModel
 from .registry import register_model
 
@@ -646,7 +647,7 @@ class SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         return self.n_components_
 
     def _input(self, X, reset):
-        device = None if self.device is None else torch.device(self.device)
+        device = check_device(self.device)
         # transform before fit: validate on a copy, so that transforming never fits the coder
         target = self if reset or hasattr(self, "n_features_in_") else copy.copy(self)
         X = validate_tensor(target, X, reset=reset or target is not self, dtype=resolve_dtype(self.dtype),
@@ -717,14 +718,13 @@ class SparseCodingModel(ZooModel):
     overcomplete dictionary, so the guide is not offered then (:attr:`supported_guides`).
     """
 
+    @declare(dictionary=ArrayLike(ndim=2, none=True), n_components=Int(ge=1), n_features=Int(ge=1),
+             prior=Choice(PRIORS), noise_scale=RealNumber(gt=0, what="a finite number > 0"),
+             prior_scale=RealNumber(gt=0, what="a finite number > 0"), seed=Seed())
     def __init__(self, dictionary=None, *, n_components: int = 4, n_features: int = 2, prior: str = "laplace",
                  noise_scale: float = 1.0, prior_scale: float = 1.0, seed: int = 0):
         super().__init__()
         self.prior = check_choice(prior, PRIORS, "prior")
-        for name, value in [("noise_scale", noise_scale), ("prior_scale", prior_scale)]:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or not value > 0:
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         self.noise_scale, self.prior_scale = float(noise_scale), float(prior_scale)
         if dictionary is None:
             k, d = check_positive_int(n_components, "n_components"), check_positive_int(n_features, "n_features")

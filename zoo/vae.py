@@ -41,7 +41,8 @@ from torch.nn import functional as F
 
 from ._checks import as_data_tensor, check_choice, check_positive_int
 from .base import ELBOSpec, ZooModel
-from .nets import Decoder, GaussianEncoder, check_hidden
+from ._validation import AnyOf, Choice, Int, Real, Sizes, declare
+from .nets import ACTIVATIONS, Decoder, GaussianEncoder, check_hidden
 from .registry import register_model
 
 __all__ = ["VAE", "vae", "ESTIMATORS", "BernoulliRows", "DiagNormalRows", "StandardNormalRows", "PlainVAE",
@@ -247,6 +248,10 @@ class VAE(ZooModel):
     supported_guides = ("custom",)
     site_dims = {"z": ["obs_id", "latent"]}
 
+    @declare(n_features=Int(ge=1), latent_dim=Int(ge=1), hidden=Sizes(), likelihood=Choice(LIKELIHOODS),
+             scale=AnyOf(Choice("learned"), Real(gt=0), what="a finite real number > 0 or 'learned'"),
+             estimator=Choice(*ESTIMATORS), num_particles=Int(ge=1), baseline=Choice(BASELINES),
+             activation=Choice(*ACTIVATIONS))
     def __init__(self, n_features: int, latent_dim: int = 10, hidden=(200,), *, likelihood: str = "bernoulli",
                  scale="learned", estimator: str = "reparam", num_particles: int = 1, baseline: str = "average",
                  activation: str = "relu"):
@@ -464,6 +469,8 @@ class PlainVAE(nn.Module):
     ``"analytic_kl"`` (closed-form KL).
     """
 
+    @declare(n_features=Int(ge=1), latent_dim=Int(ge=1), hidden=Sizes(), estimator=Choice("reparam", "analytic_kl"),
+             activation=Choice(*ACTIVATIONS))
     def __init__(self, n_features: int, latent_dim: int = 10, hidden=(200,), *, estimator: str = "reparam",
                  activation: str = "relu"):
         super().__init__()

@@ -488,7 +488,7 @@ class EMBase(TorchEstimatorMixin):
 
 
 # ------------------------------------------------------------ parameter plumbing
-def renamed_parameter(owner: str, old: str, old_value, new: str, new_value, default):
+def renamed_parameter(owner: str, old: str, old_value, new: str, new_value, default, *, stacklevel: int = 3):
     """The value of a renamed parameter, scikit-learn's way: ``new_value``, or the value given
     under the old name ``old`` with a ``FutureWarning`` naming the new spelling. An old name
     left at its default is the string ``"deprecated"``; both names at once is a ``TypeError``."""
@@ -497,6 +497,6 @@ def renamed_parameter(owner: str, old: str, old_value, new: str, new_value, defa
     if not (new_value is default or (isinstance(new_value, (int, str)) and new_value == default)):
         raise TypeError(f"{owner} got both {new}={new_value!r} and its old name {old}={old_value!r}; pass {new} only")
     warnings.warn(f"{owner}: the parameter {old!r} was renamed {new!r} and the old name will be removed; "
-                  f"pass {new}={old_value!r}", FutureWarning, stacklevel=3)
+                  f"pass {new}={old_value!r}", FutureWarning, stacklevel=stacklevel)
     return old_value
 

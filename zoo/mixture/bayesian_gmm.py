@@ -35,6 +35,7 @@ from sklearn.utils._param_validation import validate_parameter_constraints
 from torch.distributions.transforms import Transform
 
 from .._checks import check_choice, check_positive_int
+from .._validation import AnyOf, ArrayLike, Choice, Int, Real, declare
 from ..registry import register_model
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
@@ -148,14 +149,21 @@ class BayesianGMM(EnumeratedMixture):
     """
 
 
+    @declare(n_components=Int(ge=1), n_features=Int(ge=1, none=True), covariance_type=Choice("full", "diag"),
+             weight_concentration_prior_type=Choice(gw.WEIGHT_PRIOR_TYPES),
+             weight_concentration_prior=Real(gt=0, none=True), mean_precision_prior=Real(gt=0, none=True),
+             mean_prior=ArrayLike(ndim=(0, 1), none=True), degrees_of_freedom_prior=Real(gt=0, none=True),
+             covariance_prior=AnyOf(Real(gt=0), ArrayLike(ndim=(1, 2)), none=True,
+                                    what="a finite real number > 0 or a finite real 1-D or 2-D array"),
+             K=Int(ge=1), D=Int(ge=1, none=True))
     def __init__(self, n_components: int = 2, n_features: int | None = None, *, covariance_type: str = "full",
                  weight_concentration_prior_type: str = "dirichlet_process", weight_concentration_prior=None,
                  mean_precision_prior=None, mean_prior=None, degrees_of_freedom_prior=None, covariance_prior=None,
                  K="deprecated", D="deprecated"):
         super().__init__()
         owner = type(self).__name__
-        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
-        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None)
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2, stacklevel=4)
+        n_features = renamed_parameter(owner, "D", D, "n_features", n_features, None, stacklevel=4)
         self.n_components = check_positive_int(n_components, "n_components")
         self.n_features = None if n_features is None else check_positive_int(n_features, "n_features")
         self.covariance_type = check_choice(covariance_type, ("full", "diag"), "covariance_type")

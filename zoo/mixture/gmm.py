@@ -23,7 +23,8 @@ import torch
 from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
-from .._checks import as_data_tensor, check_choice, check_n_components, check_positive_int
+from .._checks import as_data_tensor, check_n_components
+from .._validation import Choice, Int, Real, declare
 from ..base import ZooModel
 from ..registry import register_model
 from . import _gaussian as kernels
@@ -77,6 +78,9 @@ class GaussianMixtureModel(EnumeratedMixture):
     """
 
 
+    @declare(n_components=Int(ge=1), covariance_type=Choice(*COVARIANCE_TYPES, "shared"), concentration=Real(gt=0),
+             loc_loc=Real(), loc_scale=Real(gt=0), scale_loc=Real(), scale_scale=Real(gt=0),
+             lkj_concentration=Real(gt=0), K=Int(ge=1), covariance=Choice(*COVARIANCE_TYPES, "shared"))
     def __init__(
         self,
         n_components: int = 2,
@@ -93,22 +97,15 @@ class GaussianMixtureModel(EnumeratedMixture):
     ):
         super().__init__()
         owner = type(self).__name__
-        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2)
-        covariance_type = renamed_parameter(owner, "covariance", covariance, "covariance_type", covariance_type, "diag")
+        # stacklevel 4: the warnings point past the declaration's wrapper, at the caller
+        n_components = renamed_parameter(owner, "K", K, "n_components", n_components, 2, stacklevel=4)
+        covariance_type = renamed_parameter(owner, "covariance", covariance, "covariance_type", covariance_type, "diag",
+                                            stacklevel=4)
         if isinstance(covariance_type, str) and covariance_type == "shared":
             warnings.warn(f"{owner}: covariance_type 'shared' was renamed 'tied_spherical' and the old value will be "
-                          "removed; pass covariance_type='tied_spherical'", FutureWarning, stacklevel=2)
+                          "removed; pass covariance_type='tied_spherical'", FutureWarning, stacklevel=3)
             covariance_type = "tied_spherical"
-        self.n_components = check_positive_int(n_components, "n_components")
-        self.covariance_type = check_choice(covariance_type, COVARIANCE_TYPES, "covariance_type")
-        for name, value in [
-            ("concentration", concentration),
-            ("loc_scale", loc_scale),
-            ("scale_scale", scale_scale),
-            ("lkj_concentration", lkj_concentration),
-        ]:
-            if not float(value) > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+        self.n_components, self.covariance_type = int(n_components), covariance_type
         for name, value in [("concentration", concentration), ("loc_loc", loc_loc), ("loc_scale", loc_scale),
                             ("scale_loc", scale_loc), ("scale_scale", scale_scale),
                             ("lkj_concentration", lkj_concentration)]:
