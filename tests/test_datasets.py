@@ -108,5 +108,5 @@ def test_grid_of_25_and_mode_coverage():
         zoo.datasets.mode_coverage(ds.data[:, :1], locs, scale)
     with pytest.raises(ValueError, match="NaN or infinity"):
         zoo.datasets.mode_coverage(np.array([[np.nan, 0.0]]), locs, scale)
-    with pytest.raises(ValueError, match="spacing and scale"):
+    with pytest.raises(ValueError, match="spacing must be a finite"):
         zoo.load_dataset("grid", spacing=np.inf)
