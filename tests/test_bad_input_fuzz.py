@@ -33,7 +33,8 @@ from zoo import _validation as V
 from zoo import datasets
 from zoo.registry import _MODELS, model_parameters
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# one worker (pytest-xdist) runs the module, so that its last test sums up every entry point
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("fuzz")]
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = tuple(str(ROOT / p) + os.sep for p in ("zoo", "inference", "guides", "apps"))
