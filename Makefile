@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(VENV)/bin/zoo tour --out runs/tour
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist loadgroup  # one worker per core (pytest-xdist)
+	$(PY) -m pytest -q -n auto --dist loadfile  # one worker per core (pytest-xdist); a test file stays on one worker
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow || test $$? -eq 5  # exit 5: no test is marked slow

@@ -33,8 +33,7 @@ from zoo import _validation as V
 from zoo import datasets
 from zoo.registry import _MODELS, model_parameters
 
-# one worker (pytest-xdist) runs the module, so that its last test sums up every entry point
-pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.xdist_group("fuzz")]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN = tuple(str(ROOT / p) + os.sep for p in ("zoo", "inference", "guides", "apps"))

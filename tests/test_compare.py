@@ -11,9 +11,6 @@ import zoo
 import zoo.conjugate  # noqa: F401  (registers the conjugate models)
 from inference.compare import align_components, compare, energy_distance, importance_log_evidence
 
-# the module-scoped fixtures compute once per worker: keep the module on one (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("compare")
-
 GAUSSIAN_GUIDES = ["normal", "mvn", "lowrank"]
 
 

@@ -8,9 +8,6 @@ import torch
 import inference
 import zoo
 
-# the module-scoped fixtures compute once per worker: keep the module on one (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("recovery")
-
 
 @pytest.fixture(scope="module")
 def blobs():

@@ -14,9 +14,6 @@ import torch
 
 from apps.tour import SECTION_MODULES, SECTIONS, Section, Table, list_sections, run_tour, tour_section
 
-# the module-scoped fixtures compute once per worker: keep the module on one (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("tour")
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

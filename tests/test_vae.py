@@ -9,9 +9,6 @@ import inference
 from inference import elbo_for, gradient_variance
 from zoo.vae import VAE, BernoulliRows, DiagNormalRows, PlainVAE, StandardNormalRows
 
-# the module-scoped fixtures compute once per worker: keep the module on one (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("vae")
-
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 

@@ -10,9 +10,6 @@ import zoo
 import zoo.conjugate  # noqa: F401  (registers the conjugate models)
 from inference import views
 
-# the module-scoped fixtures compute once per worker: keep the module on one (pytest-xdist)
-pytestmark = pytest.mark.xdist_group("views")
-
 
 
 @pytest.fixture(scope="module")
