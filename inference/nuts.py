@@ -10,6 +10,7 @@ from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide.initialization import init_to_value
 
 from zoo.base import provides
+from zoo.progress import log_mode, progress
 from zoo.tracing import init_to_median
 
 from .methods import positive_int, register_method
@@ -64,9 +65,13 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
         kernel = NUTS(model.model, max_plate_nesting=sites.max_plate_nesting, target_accept_prob=target_accept_prob,
                       jit_compile=jit_compile, ignore_jit_warnings=True, max_tree_depth=max_tree_depth,
                       init_strategy=init_strategy)
+        # Pyro's own bar on a terminal; in a log, the zoo's line bar (zoo.progress) fed by the sampler's hook
+        lines = progress_bar and log_mode()
+        bar = progress(total=num_warmup + num_samples, desc=f"nuts chain {c + 1}/{num_chains}", enabled=lines)
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=1,
-                    disable_progbar=not progress_bar)
-        mcmc.run(data)
+                    disable_progbar=not progress_bar or lines, hook_fn=(lambda *_: bar.update(1)) if lines else None)
+        with bar:
+            mcmc.run(data)
         chains.append({k: v.detach() for k, v in mcmc.get_samples().items()})
     samples = {k: torch.stack([ch[k] for ch in chains]) for k in chains[0]}
     return FitResult(model=model, data=data, method=method, guide_name=None, guide=None, losses=[],
