@@ -52,7 +52,7 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
     init_strategy = init_to_median
     if isinstance(nuts_init, str) and nuts_init == "map":
         nuts_init = fit(model, data, method="map", guide="delta", num_steps=300, lr=0.05, seed=seed,
-                        progress_bar=progress_bar, restarts=3)
+                        progress_bar=progress_bar, restarts=3, tol=None)  # every step: the start of every reference
     if isinstance(nuts_init, FitResult):  # its last draw: a point on every site's support
         nuts_init = {k: v[0, -1] for k, v in nuts_init.samples.items()}
     if isinstance(nuts_init, dict):
