@@ -90,21 +90,32 @@ def load_data(name: str):
     return datasets.load_dataset(name)
 
 
+def _summary(doc) -> str:
+    """A docstring's first paragraph on one line: a description is never cut mid-sentence."""
+    lines = []
+    for line in (doc or "").strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
 def cmd_list(args) -> int:
     import guides
     import inference
     from zoo import datasets, registry
 
+    models, guide_names, methods = registry.list_models(), guides.list_guides(), inference.list_methods()
+    width = max(map(len, models + guide_names + methods))
     print("models:")
-    for name in registry.list_models():
-        doc = (registry._MODELS[name].__doc__ or "").strip().splitlines()
-        print(f"  {name:10s} {doc[0] if doc else ''}")
+    for name in models:
+        print(f"  {name:{width}s}  {_summary(registry._MODELS[name].__doc__)}")
     print("guides:")
-    for name in guides.list_guides():
-        print(f"  {name:10s} {guides.guide_spec(name).description}")
+    for name in guide_names:
+        print(f"  {name:{width}s}  {guides.guide_spec(name).description}")
     print("methods:")
-    for name in inference.list_methods():
-        print(f"  {name:10s} {inference.method_spec(name).description}")
+    for name in methods:
+        print(f"  {name:{width}s}  {inference.method_spec(name).description}")
     print("datasets:")
     for name in datasets.list_datasets():
         print(f"  {name}")
@@ -173,8 +184,7 @@ def cmd_tour(args) -> int:
 
     if args.list:
         for key, fn in SECTIONS.items():
-            doc = (fn.__doc__ or "").strip().splitlines()
-            print(f"  {key:24s} {doc[0] if doc else ''}")
+            print(f"  {key:24s} {_summary(fn.__doc__)}")
         return 0
     run_tour(args.out, quick=args.quick, progress_bar=not args.no_progress, seed=args.seed, sections=args.section)
     return 0

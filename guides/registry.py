@@ -57,8 +57,8 @@ def register_guide(name: str, *, point_estimate: bool = False, applies: Callable
     def deco(factory):
         if name in _GUIDES:
             raise ValueError(f"a guide named {name!r} is already registered")
-        doc = (factory.__doc__ or "").strip().splitlines()
-        _GUIDES[name] = GuideSpec(name, factory, point_estimate, applies or (lambda model: True), doc[0] if doc else "")
+        doc = (factory.__doc__ or "").strip().split("\n\n")[0]  # the first paragraph, on one line
+        _GUIDES[name] = GuideSpec(name, factory, point_estimate, applies or (lambda model: True), " ".join(doc.split()))
         return factory
 
     return deco

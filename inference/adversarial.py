@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pyro
 import torch
-from tqdm.auto import tqdm
 
 from zoo._validation import Bool, Pair, Real, declare
 from zoo.base import provides
+from zoo.progress import progress
 
 from .checkpoint import atomic_save, load_checkpoint, restore_state
 from .methods import CHECKPOINT, NUM_STEPS, POSITIVE_INT, PROGRESS_BAR, SEED, register_method
@@ -47,7 +47,7 @@ def fit_adversarial(model, data, *, method: str = "adversarial", num_steps: int 
     num_steps : generator steps (each after ``d_steps`` discriminator steps).
     batch_size : data rows per discriminator step (at most N) and generator draws per step.
     lr, betas : both optimisers' Adam settings (the DCGAN defaults 2e-4 and (0.5, 0.999)).
-    seed, progress_bar : seeds Pyro, torch and the networks' initialisation; a tqdm bar with both losses.
+    seed, progress_bar : seeds Pyro, torch and the networks' initialisation; a progress bar with both losses.
     checkpoint, checkpoint_every, resume : save both networks, both optimisers, both loss traces, the step
         and the RNG state (CUDA's too on a CUDA device) to ``checkpoint`` every ``checkpoint_every`` steps and
         at the end (atomically); with ``resume`` continue from it when present: the run is then the one an
@@ -111,7 +111,7 @@ def fit_adversarial(model, data, *, method: str = "adversarial", num_steps: int 
 
     n = data.shape[0]
     batch = min(batch_size, n)
-    with tqdm(total=num_steps, initial=step, desc=method, disable=not progress_bar, leave=False) as bar:
+    with progress(total=num_steps, initial=step, desc=method, enabled=progress_bar) as bar:
         while step < num_steps:
             d_values = []
             for _ in range(d_steps):

@@ -29,10 +29,10 @@ import numpy as np
 import pyro
 import torch
 from pyro.infer import TraceEnum_ELBO
-from tqdm.auto import tqdm
 
 from zoo._validation import AnyOf, Choice, InstanceOf, Int, Mapping, Real, declare
 from zoo.base import as_model, provides
+from zoo.progress import progress
 
 from .methods import LR, NUM_STEPS, OPTIONS_DICT, PROGRESS_BAR, SEED, method_spec
 from .result import FitResult
@@ -173,12 +173,13 @@ def importance_log_evidence(model, guide, data, num_particles: int = 1000, *, se
         raise ValueError(f"num_particles must be an integer >= 2, got {num_particles!r}")
     model = as_model(model)
     data = model.check_data(data)
+    data = data.detach() if data.requires_grad else data
     elbo = TraceEnum_ELBO(max_plate_nesting=model.sites(data).max_plate_nesting)
     pyro.set_rng_seed(seed)
     lw = torch.empty(num_particles, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*TraceEnum_ELBO found no sample sites.*")
-        for s in tqdm(range(num_particles), desc="log evidence", disable=not progress_bar, leave=False):
+        for s in progress(range(num_particles), desc="log evidence", enabled=progress_bar):
             lw[s] = -elbo.loss(model.model, guide, data)
     if not bool(torch.isfinite(lw).all()):
         raise FloatingPointError("a log importance weight is not finite")
@@ -209,6 +210,17 @@ class Comparison:
     results: dict
     reference_label: str
     permutations: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """One line: the reference and the guides by rank (the figures are in ``table``)."""
+        try:
+            ranked = self.table[self.table["rank"] > 0].sort_values("rank")
+            order = ", ".join(f"{g} ({int(r)})" for g, r in zip(ranked.index, ranked["rank"]))
+        except (AttributeError, KeyError, TypeError):  # a table built by hand
+            order = ", ".join(k for k in self.results if k != self.reference_label)
+        return f"Comparison(reference={self.reference_label!r}, guides by rank: {order}; see .table)"
+
+    __str__ = __repr__
 
     @property
     def reference(self) -> FitResult:
@@ -328,8 +340,9 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     model : a Pyro model callable ``model(data)``, a zoo model or a registered name; each fit gets its own
         deep copy.
     data : the model's data.
-    guides : registered guide names (``guides.list_guides()``); point-estimate guides (delta,
-        laplace) are fitted by MAP, the others by SVI.
+    guides : registered guide names (``guides.list_guides()``) that apply to the model (others are refused
+        before any fit); point-estimate guides (delta, laplace) are fitted by MAP (which stops once its
+        loss is flat, see :func:`inference.svi.fit_svi`), the others by SVI.
     reference : ``"nuts"`` (``inference.fit(method="nuts", **reference_kwargs)``), ``"exact"`` (the
         model's closed-form ``exact_posterior``; its moments are used exactly and its
         ``log_evidence`` fills the reference row), a FitResult, or a dict site -> draws of shape
@@ -344,7 +357,7 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     """
     import pandas as pd
 
-    from guides import guide_spec
+    from guides import guide_spec, guides_for
 
     from .fit import fit
 
@@ -355,6 +368,11 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
     if not guides:
         raise ValueError("guides is empty: name at least one guide")
     specs = [guide_spec(g) for g in guides]  # raises on unknown names, listing the known ones
+    refused = [g for g, spec in zip(guides, specs) if not spec.applies(model)]
+    if refused:  # before any fit: the reference may take minutes
+        applicable = guides_for(model)
+        raise ValueError(f"guide(s) {refused} do not apply to {type(model).__name__}; applicable: "
+                         f"{applicable if applicable else 'none (the model supports no guide)'}")
     if len(set(guides)) != len(guides):
         raise ValueError(f"guides contains duplicates: {guides}")
     num_particles = num_samples if num_particles is None else num_particles
@@ -370,6 +388,7 @@ def compare(model, data, guides=("normal", "mvn"), reference="nuts", *, num_samp
         raise TypeError(f"reference_kwargs are options of the NUTS reference; reference={_short(reference)} takes "
                         "none")
     data = model.check_data(data)
+    data = data.detach() if data.requires_grad else data  # data are constants of the fits
     model.to(data.device)
 
     # the reference

@@ -40,6 +40,7 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
         raise TypeError(f"method {method!r} takes no guide (got {guide!r}); the methods that do: svi, map")
     model = as_model(model)
     data = model.check_data(data)
+    data = data.detach() if data.requires_grad else data  # data are constants of the fit
     model.to(data.device)
     check_enumerated(model.sites(data))
     if spec.takes_guide:

@@ -11,6 +11,7 @@ from pyro.infer.autoguide.initialization import init_to_value
 
 from zoo._validation import AnyOf, ArrayLike, Bool, Choice, InstanceOf, Int, Mapping, Real, declare
 from zoo.base import provides
+from zoo.progress import log_mode, progress
 from zoo.tracing import init_to_median
 
 from .methods import POSITIVE_INT, PROGRESS_BAR, SEED, register_method
@@ -57,7 +58,7 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
     init_strategy = init_to_median
     if isinstance(nuts_init, str) and nuts_init == "map":
         nuts_init = fit(model, data, method="map", guide="delta", num_steps=300, lr=0.05, seed=seed,
-                        progress_bar=progress_bar, restarts=3)
+                        progress_bar=progress_bar, restarts=3, tol=None)  # every step: the start of every reference
     if isinstance(nuts_init, FitResult):  # its last draw: a point on every site's support
         nuts_init = {k: v[0, -1] for k, v in nuts_init.samples.items()}
     if isinstance(nuts_init, dict):
@@ -70,9 +71,13 @@ def fit_nuts(model, data, *, method: str = "nuts", num_samples: int = 500, num_w
         kernel = NUTS(model.model, max_plate_nesting=sites.max_plate_nesting, target_accept_prob=target_accept_prob,
                       jit_compile=jit_compile, ignore_jit_warnings=True, max_tree_depth=max_tree_depth,
                       init_strategy=init_strategy)
+        # Pyro's own bar on a terminal; in a log, the zoo's line bar (zoo.progress) fed by the sampler's hook
+        lines = progress_bar and log_mode()
+        bar = progress(total=num_warmup + num_samples, desc=f"nuts chain {c + 1}/{num_chains}", enabled=lines)
         mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=1,
-                    disable_progbar=not progress_bar)
-        mcmc.run(data)
+                    disable_progbar=not progress_bar or lines, hook_fn=(lambda *_: bar.update(1)) if lines else None)
+        with bar:
+            mcmc.run(data)
         chains.append({k: v.detach() for k, v in mcmc.get_samples().items()})
     samples = {k: torch.stack([ch[k] for ch in chains]) for k in chains[0]}
     return FitResult(model=model, data=data, method=method, guide_name=None, guide=None, losses=[],

@@ -26,10 +26,10 @@ from pyro.infer import TraceEnum_ELBO
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import biject_to
-from tqdm.auto import tqdm
 
 from zoo._validation import Choice, declare
 from zoo.base import as_model, provides
+from zoo.progress import progress
 from zoo.tracing import trace_model
 
 from .methods import NUM_STEPS, PROGRESS_BAR, SEED, TOL, register_method
@@ -145,7 +145,7 @@ def fit_em(model, data, *, num_steps=200, tol=None, objective="ml", m_step="auto
 
     losses, converged = [], False
     previous = objective_value()
-    with tqdm(total=num_steps, desc=f"em/{objective}", disable=not progress_bar, leave=False) as bar:
+    with progress(total=num_steps, desc=f"em/{objective}", enabled=progress_bar) as bar:
         for _ in range(num_steps):
             probs = _posterior(elbo, model_fn, point_guide, data, zname)
             if use_closed:

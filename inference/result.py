@@ -72,6 +72,21 @@ class FitResult:
     seed: int = 0
     _assignment_cache: dict = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        """One line: model, method, guide, steps, final loss, draws, run time (no data, no loss trace)."""
+        parts = [f"model={_model_name(self.model)}", f"method={self.method!r}"]
+        if self.guide_name is not None:
+            parts.append(f"guide={self.guide_name!r}")
+        if self.losses:
+            steps = f"steps={len(self.losses)}" + (" (converged)" if self.converged else "")
+            parts += [steps, f"final_loss={float(self.losses[-1]):.6g}"]
+        if self.samples:
+            parts.append(f"draws={self.num_chains}x{self.num_draws}")
+        parts.append(f"run_time={self.run_time:.3g} s")
+        return f"FitResult({', '.join(parts)})"
+
+    __str__ = __repr__
+
     @property
     def num_chains(self) -> int:
         return next(iter(self.samples.values())).shape[0]

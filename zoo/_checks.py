@@ -10,7 +10,18 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["as_data_tensor", "check_n_components", "check_positive_int", "check_choice"]
+__all__ = ["as_data_tensor", "check_n_components", "check_positive_int", "check_choice", "HALF_DTYPES",
+           "is_working_float"]
+
+#: floating dtypes the zoo never computes in (distributions, Cholesky factors and EM sums lack them or lose
+#: too much): data in them is read like integer data, converted to the entry point's working dtype
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def is_working_float(t) -> bool:
+    """Whether ``t`` is a tensor in a floating dtype the zoo computes in (float32, float64): such data
+    keeps its dtype; half precision (:data:`HALF_DTYPES`) and integers are converted."""
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype not in HALF_DTYPES
 
 
 def as_data_tensor(X, *, dtype=None, device=None, name: str = "data", allow_1d: bool = True) -> torch.Tensor:
@@ -18,8 +29,9 @@ def as_data_tensor(X, *, dtype=None, device=None, name: str = "data", allow_1d: 
 
     Accepts NumPy arrays, torch tensors and nested sequences. A 1-D input is read
     as ``n_samples`` univariate points when ``allow_1d`` is true. The dtype follows
-    the input for floating tensors (float64 for anything else) unless ``dtype`` is
-    given; the device follows the input unless ``device`` is given.
+    the input for float32 and float64 (float64 for anything else: integers, and half
+    precision, float16 and bfloat16, which the zoo never computes in) unless ``dtype``
+    is given; the device follows the input unless ``device`` is given.
     """
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be an array-like of numbers, got {type(X).__name__}")
@@ -36,7 +48,7 @@ def as_data_tensor(X, *, dtype=None, device=None, name: str = "data", allow_1d: 
     if t.is_complex():
         raise TypeError(f"{name} must be real-valued, got dtype {t.dtype}")
     if dtype is None:
-        dtype = t.dtype if t.is_floating_point() else torch.float64
+        dtype = t.dtype if is_working_float(t) else torch.float64
     t = t.to(dtype=dtype, device=device if device is not None else t.device)
     if t.dim() == 1 and allow_1d:
         t = t.unsqueeze(-1)

@@ -81,6 +81,7 @@ import torch
 from pyro.nn import PyroModule
 
 from . import tracing
+from ._checks import HALF_DTYPES
 
 __all__ = ["ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "ELBOSpec", "CoordinateFit", "AdversarialParts",
            "as_tensor_data"]
@@ -133,12 +134,15 @@ class AdversarialParts:
 
 def as_tensor_data(data, *, name: str = "data") -> torch.Tensor:
     """``data`` as a tensor, its shape unchanged: finite where floating, at least one element.
-    A tensor keeps its dtype and device; other input becomes torch's default dtype (the dtype of
-    the constants a Pyro model writes, ``torch.tensor(1.0)``)."""
+    A tensor keeps its dtype and device, used detached when it requires grad; other input becomes
+    torch's default dtype (the dtype of the constants a Pyro model writes, ``torch.tensor(1.0)``),
+    and so does a half-precision tensor (float16, bfloat16: the zoo never computes in them)."""
     if isinstance(data, (str, bytes)) or data is None:
         raise TypeError(f"{name} must be an array-like of numbers, got {type(data).__name__}")
     if isinstance(data, torch.Tensor):
-        t = data
+        t = data.detach() if data.requires_grad else data
+        if t.dtype in HALF_DTYPES:
+            t = t.to(torch.get_default_dtype())
     else:
         try:
             arr = np.asarray(data)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import as_data_tensor, check_choice, check_positive_int
+from ._checks import as_data_tensor, check_choice, check_positive_int, is_working_float
 from .base import AdversarialParts, ZooModel
 from ._validation import Choice, InstanceOf, Int, Sizes, declare
 from .nets import ACTIVATIONS, check_hidden, mlp
@@ -201,7 +201,7 @@ class GAN(ZooModel):
     def check_data(self, data) -> torch.Tensor:
         """x (N, D): finite, 2-D, ``n_features`` columns. A floating tensor keeps its dtype and device and
         the model follows it; other input becomes the model's dtype."""
-        floating = isinstance(data, torch.Tensor) and data.is_floating_point()
+        floating = is_working_float(data)  # half precision and integers become the model's dtype
         x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else self._dtype)
         if x.shape[1] != self.n_features:
             raise ValueError(f"data has {x.shape[1]} features; this GAN was built for n_features={self.n_features}")

@@ -403,14 +403,14 @@ class GLGAE(ZooModel):
         sum_b L2(z_b, x_b), so the per-epoch E_data[max_z L2] rises (up to the encoder's tolerance).
         Returns a :class:`~zoo.base.CoordinateFit`: ``losses`` = -E_data[max_z L2] per epoch, ``samples["z"]``
         the codes (N, E)."""
-        from tqdm.auto import tqdm
+        from .progress import progress
 
         if getattr(self, "_frozen", False):
             raise ValueError("coordinate training updates A and B; this model is frozen (see GLGAE.frozen)")
         data = self.check_data(data)
         z = self.init_values(data)["z"]
         losses, converged = [], False
-        for _ in tqdm(range(num_steps), desc="glgae/coordinate", disable=not progress_bar, leave=False):
+        for _ in progress(range(num_steps), desc="glgae/coordinate", enabled=progress_bar):
             z = self.encode(data, z0=z, max_iter=encode_iter)
             with torch.no_grad():
                 value = self.L2(z, data).mean().item()

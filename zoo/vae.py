@@ -39,7 +39,7 @@ from torch.distributions import constraints, register_kl
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import as_data_tensor, check_choice, check_positive_int
+from ._checks import as_data_tensor, check_choice, check_positive_int, is_working_float
 from .base import ELBOSpec, ZooModel
 from ._validation import AnyOf, Choice, Int, Real, Sizes, declare
 from .nets import ACTIVATIONS, Decoder, GaussianEncoder, check_hidden
@@ -72,7 +72,7 @@ def check_binary(x: torch.Tensor, name: str = "data") -> None:
 def check_network_data(model, data, what: str) -> torch.Tensor:
     """The data check of the network models (VAE, autoencoders): x (N, D) finite with ``model.n_features``
     columns, binary under a Bernoulli decoder; the model moves to a floating input's dtype and device."""
-    floating = isinstance(data, torch.Tensor) and data.is_floating_point()
+    floating = is_working_float(data)  # half precision and integers become the model's dtype
     x = as_data_tensor(data, name="data", allow_1d=False, dtype=None if floating else model._dtype)
     if x.shape[1] != model.n_features:
         raise ValueError(f"data has {x.shape[1]} features; {what} was built for n_features={model.n_features}")

@@ -174,14 +174,14 @@ def run_tour(out="runs/tour", *, quick: bool = False, progress_bar: bool = True,
 
 
 def _run_sections(out, keys, done, *, quick, progress_bar, seed, start):
-    from tqdm.auto import tqdm
+    from zoo.progress import progress
 
     from inference.checkpoint import staged_output
 
     from ..report import _render_markdown, render_html
 
     with staged_output(out) as stage:
-        bar = tqdm(keys, desc="tour", unit="section", disable=not progress_bar)
+        bar = progress(keys, desc="tour", unit="section", enabled=progress_bar, leave=True)
         ctx = TourContext(out=stage, seed=int(seed), quick=bool(quick), progress=bar)
         for key in bar:
             bar.set_description(f"tour: {key}")

@@ -429,10 +429,10 @@ class EMBase(TorchEstimatorMixin):
     def _progress(self, init, n_init):
         if not getattr(self, "progress_bar", False):
             return None
-        from tqdm.auto import tqdm
+        from ..progress import progress
 
         desc = f"{type(self).__name__} init {init + 1}/{n_init}"
-        return tqdm(total=self.max_iter, desc=desc, leave=False)
+        return progress(total=self.max_iter, desc=desc)
 
     # ------------------------------------------------------- fitted-model API
     def predict(self, X):
