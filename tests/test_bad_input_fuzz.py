@@ -568,7 +568,8 @@ def test_zz_fuzz_figures():
     expected = {"create_model", "load_dataset and generators", "load_mnist_idx", "inference.fit", "inference.compare",
                 "views", "checkpoints and resume", "GaussianMixture/BayesianGaussianMixture/KMeans", "CLI main()"}
     if not expected <= set(STATS):  # run alone (-k): nothing to sum up
-        pytest.skip("run with the whole module")
+        pytest.skip("the figures sum the fuzz tests of every entry point, and only some ran (a -k selection): "
+                    "run the whole module")
     total = sum(s["cases"] for s in STATS.values())
     slowest = max(s["max_s"] for s in STATS.values())
     lines = [f"{entry:48s} {s['cases']:5d} cases refused, slowest {s['max_s'] * 1000:7.1f} ms"

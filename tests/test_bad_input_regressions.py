@@ -104,7 +104,7 @@ def test_unclear_error_is_now_clear(call, error, match):
 CUDA_NAMES = ["cuda", "cuda:0"]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA has it")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of device=\"cuda\" where torch has no CUDA; this machine has it")
 @pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture", "KMeans"])
 @pytest.mark.parametrize("device", CUDA_NAMES)
 def test_cuda_without_cuda_is_a_clear_error(estimator, device):
@@ -114,7 +114,7 @@ def test_cuda_without_cuda_is_a_clear_error(estimator, device):
         est.fit(X)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine with CUDA has it")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal of device=\"cuda\" where torch has no CUDA; this machine has it")
 def test_cavi_on_cuda_without_cuda_is_a_clear_error():
     from inference.cavi import fit_cavi
 
