@@ -41,14 +41,14 @@ import math
 
 import torch
 
-from ._base import exp_floor
+from ._base import exp_floor, tempered_responsibilities
 
 __all__ = [
     "COVARIANCE_TYPES", "design", "design_x", "components_first", "chunk_rows", "Workspace",
     "precision_cholesky_from_tril", "precision_cholesky_from_precision", "compute_precision_cholesky",
     "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
     "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
-    "sufficient_statistics", "estimate_moments", "add_reg_covar", "estimate_gaussian_parameters",
+    "sufficient_statistics", "em_chunk", "estimate_moments", "add_reg_covar", "estimate_gaussian_parameters",
     "expected_scores", "component_log_prob",
 ]
 
@@ -319,6 +319,18 @@ def finish_stats(acc: torch.Tensor, kind: str, k: int) -> torch.Tensor:
         p = acc.shape[0]
         return acc.view(p, k, p).transpose(0, 1)
     return acc
+
+
+def em_chunk(acc: torch.Tensor, z: torch.Tensor, coef: dict, kind: str, temperature: float,
+             ws: Workspace | None = None) -> torch.Tensor:
+    """One chunk of a fused EM (or CAVI) iteration: the scores of the design rows ``z`` for the
+    coefficients ``coef``, turned into (tempered) responsibilities and added to the statistics
+    ``acc`` while they are in cache. Returns the chunk's sum of per-sample log normalisers
+    (a float64 scalar tensor)."""
+    resp = log_prob_scores(z, coef, kind, ws)
+    norm = tempered_responsibilities(resp, temperature, dim=0 if components_first(kind) else 1)
+    accumulate_stats(acc, z, resp, kind, ws)
+    return norm.sum(dtype=STAT)
 
 
 def sufficient_statistics(Z: torch.Tensor, R: torch.Tensor, kind: str, chunks, *, is_log: bool = False,

@@ -37,7 +37,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._checks import check_positive_int
 from . import _gaussian as kernels
 from .._estimator import as_param, check_shape, param_is_float32, to_numpy
-from ._base import EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase, tempered_responsibilities
+from ._base import EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase
 from .kmeans import KMeans, kmeans_plusplus
 
 __all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
@@ -172,12 +172,8 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
         kind = self._kind
         acc = kernels.new_stats(kind, self._k, Z.shape[1], Z.device)
         total = torch.zeros((), dtype=_STAT, device=Z.device)
-        dim = 0 if kernels.components_first(kind) else 1
         for sl in self._chunks(Z.shape[0]):
-            z = Z[sl]
-            resp = self._scores(z)
-            total += tempered_responsibilities(resp, temperature, dim=dim).sum(dtype=_STAT)
-            kernels.accumulate_stats(acc, z, resp, kind, self._ws)
+            total += kernels.em_chunk(acc, Z[sl], self._coef, kind, temperature, self._ws)
         return self._update(kernels.finish_stats(acc, kind, self._k), total, Z.shape[0])
 
     def _get_parameters(self):
