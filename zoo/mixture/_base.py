@@ -65,7 +65,9 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from .._checks import check_positive_int
+from .. import distributed
 from .._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin
+from ..sources import is_source
 
 __all__ = [
     "EMBase", "ConvergenceWarning", "TemperatureSchedule", "temperature_schedule", "tempered_log_normalize",
@@ -327,14 +329,17 @@ class EMBase(TorchEstimatorMixin):
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, n_features)
+        X : array-like or tensor of shape (n_samples, n_features), or a chunk source
+            A source (a memory-mapped array, a ``.npy`` path, a re-iterable of chunks: see
+            :mod:`zoo.sources`) is read again on every iteration, a chunk at a time. When a
+            ``torch.distributed`` group is active, ``X`` is this rank's shard of the data.
         y : ignored
 
         Returns
         -------
         self
         """
-        self.fit_predict(X, y)
+        self._fit(X, labels=False)
         return self
 
     def fit_predict(self, X, y=None):
@@ -342,23 +347,30 @@ class EMBase(TorchEstimatorMixin):
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, n_features)
+        X : array-like or tensor of shape (n_samples, n_features), or a chunk source (see :meth:`fit`)
         y : ignored
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
+        labels : ndarray of shape (n_samples,) (of this rank's rows in a data-parallel run)
         """
+        return self._fit(X, labels=True)
+
+    def _fit(self, X, *, labels: bool):
         self._check_driver_parameters()
         warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "converged_")
-        X = self._validate_data(X, reset=not warm, ensure_min_samples=self._min_fit_samples)
-        self._check_parameters(X)
-        data = self._prepare_data(X, fitting=True)
+        streamed = is_source(X) or distributed.active()
+        if streamed:
+            data = self._prepare_rows(X, warm)
+        else:
+            X = self._validate_data(X, reset=not warm, ensure_min_samples=self._min_fit_samples)
+            self._check_parameters(X)
+            data = self._prepare_data(X, fitting=True)
 
         do_init = not warm
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
-        verbose = getattr(self, "verbose", 0)
+        verbose = getattr(self, "verbose", 0) and distributed.is_main()
         interval = getattr(self, "verbose_interval", 10)
 
         best_bound, best_params, best_iter, best_trace = -math.inf, None, 0, []
@@ -401,12 +413,12 @@ class EMBase(TorchEstimatorMixin):
                 best_bound, best_params, best_iter = bound, self._get_parameters(), n_iter
                 best_trace, best_converged, best_temp = trace, converged, temp
 
-        if not best_converged and self.max_iter > 0:
+        if not best_converged and self.max_iter > 0 and distributed.is_main():
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, or "
                 "increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         self._set_parameters(best_params)
         self.converged_ = best_converged
@@ -415,10 +427,17 @@ class EMBase(TorchEstimatorMixin):
         self.lower_bounds_ = list(best_trace)
         self.temperature_ = best_temp
         # Final E-step with the kept parameters: fit_predict(X) == fit(X).predict(X)
-        # for any max_iter/tol (the kept parameters came out of an M-step).
-        labels = self._labels(data)
-        self._after_fit(data, labels)
-        return labels.cpu().numpy()
+        # for any max_iter/tol (the kept parameters came out of an M-step). A streamed fit reads
+        # the data once more only when the labels are asked for.
+        found = self._labels(data) if (labels or not streamed) else None
+        self._after_fit(data, found)
+        return None if found is None else found.cpu().numpy()
+
+    def _prepare_rows(self, X, warm):
+        """Set up a streamed fit (a chunk source, or a shard in a data-parallel run): the
+        counterpart of ``_validate_data`` + ``_check_parameters`` + ``_prepare_data`` that reads
+        the data in passes. Models that support it override this."""
+        raise TypeError(f"{type(self).__name__} fits in-memory arrays only, in one process")
 
     def _initialize_parameters(self, data, random_state):
         self._initialize(data, self._initial_resp(data, random_state))
@@ -427,7 +446,7 @@ class EMBase(TorchEstimatorMixin):
         """Called after the final E-step with the kept parameters and labels."""
 
     def _progress(self, init, n_init):
-        if not getattr(self, "progress_bar", False):
+        if not getattr(self, "progress_bar", False) or not distributed.is_main():
             return None
         from ..progress import progress
 

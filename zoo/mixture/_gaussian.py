@@ -44,7 +44,7 @@ import torch
 from ._base import exp_floor, tempered_responsibilities
 
 __all__ = [
-    "COVARIANCE_TYPES", "design", "design_x", "components_first", "chunk_rows", "Workspace",
+    "COVARIANCE_TYPES", "design", "design_width", "design_x", "components_first", "chunk_rows", "Workspace",
     "precision_cholesky_from_tril", "precision_cholesky_from_precision", "compute_precision_cholesky",
     "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
     "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
@@ -69,8 +69,7 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
     Written in place into one ``(n, P)`` allocation (no ``(n, D)`` temporaries).
     """
     n, d = X.shape
-    p = {"full": d + 1, "tied": d + 1, "diag": 2 * d + 1}.get(kind, d + 2)
-    Z = X.new_empty((n, p))
+    Z = X.new_empty((n, design_width(kind, d)))
     xc = design_x(Z, kind, d)
     if shift is None:
         xc.copy_(X)
@@ -85,6 +84,11 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
             x = xc[s : s + step]
             torch.sum(x * x, dim=1, out=Z[s : s + step, 0])
     return Z
+
+
+def design_width(kind: str, d: int) -> int:
+    """Columns ``P`` of the design rows of ``D`` features."""
+    return {"full": d + 1, "tied": d + 1, "diag": 2 * d + 1}.get(kind, d + 2)
 
 
 def design_x(Z: torch.Tensor, kind: str, d: int) -> torch.Tensor:

@@ -102,6 +102,17 @@ class BayesianGaussianMixture(BaseGaussianMixture):
             self._prior_c = dataclasses.replace(self._prior, mean=self._prior.mean - self._shift)
         return Z
 
+    def _prepare_rows(self, X, warm):
+        rows = super()._prepare_rows(X, warm)
+        self._prior_c = dataclasses.replace(self._prior, mean=self._prior.mean - self._shift)
+        return rows
+
+    _init_counts_absolute = True
+
+    def _install(self, params):
+        self._elbo_trace = params["elbo_trace"]  # the trace the updates append to
+        super()._install(params)
+
     # ------------------------------------------------------------ updates
     def _moments(self, stats, scatter=None):
         """Soft counts (K,), means (K, D) and covariances (no regulariser) from the statistics

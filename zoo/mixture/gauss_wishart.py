@@ -142,12 +142,13 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
     validate_parameter_constraints(PRIOR_PARAMETER_CONSTRAINTS, params, caller_name="the Gauss-Wishart prior")
     n, d = X.shape
     dev = X.device
-    Xd = X.to(_F64)
+    summary = X if type(X).__name__ == "DataSummary" else None  # a streamed fit's summary of the data (zoo.mixture._stream)
+    Xd = None if summary is not None else X.to(_F64)
     # messages below: scikit-learn's for the same situations
     wc = 1.0 / n_components if weight_concentration_prior is None else float(weight_concentration_prior)
     beta0 = 1.0 if mean_precision_prior is None else float(mean_precision_prior)
     if mean_prior is None:
-        m0 = Xd.mean(0)
+        m0 = summary.mean if summary is not None else Xd.mean(0)
     else:
         m0 = _as_f64(mean_prior, "mean_prior", dev)
         check_shape(m0, (d,), "means")
@@ -164,9 +165,9 @@ def make_prior(X, *, covariance_type="full", weight_concentration_prior_type="di
         if n < 2:
             raise ValueError("the default covariance_prior needs at least 2 samples; pass covariance_prior")
         if covariance_type in ("full", "tied"):
-            psi0 = torch.atleast_2d(torch.cov(Xd.T))
+            psi0 = summary.covariance() if summary is not None else torch.atleast_2d(torch.cov(Xd.T))
         else:
-            psi0 = Xd.var(0, unbiased=True)
+            psi0 = torch.diagonal(summary.covariance()).clone() if summary is not None else Xd.var(0, unbiased=True)
             if covariance_type == "spherical":
                 psi0 = psi0.mean()
         if covariance_type in ("full", "tied") and bool((torch.linalg.cholesky_ex(psi0)[1] != 0)):

@@ -39,6 +39,8 @@ from . import _gaussian as kernels
 from .._estimator import as_param, check_shape, param_is_float32, to_numpy
 from ._base import EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase
 from .kmeans import KMeans, kmeans_plusplus
+from ._stream import INIT_SAMPLE_ROWS, Rows, gather_sample, open_rows, summarize, to_device
+from .. import distributed
 
 __all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
 
@@ -168,13 +170,77 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
         return kernels.weighted_log_prob(z, self._coef, self._kind, self._ws)
 
     def _em_iteration(self, Z, temperature):
-        # fused E+M: each chunk's responsibilities go straight into the statistics
+        # fused E+M: each chunk's responsibilities go straight into the statistics; in a data-parallel
+        # run the statistics and the bound are summed over the ranks (one collective), so that every
+        # rank runs the same update
         kind = self._kind
-        acc = kernels.new_stats(kind, self._k, Z.shape[1], Z.device)
-        total = torch.zeros((), dtype=_STAT, device=Z.device)
-        for sl in self._chunks(Z.shape[0]):
-            total += kernels.em_chunk(acc, Z[sl], self._coef, kind, temperature, self._ws)
-        return self._update(kernels.finish_stats(acc, kind, self._k), total, Z.shape[0])
+        acc = kernels.new_stats(kind, self._k, kernels.design_width(kind, self._d), self._fit_device)
+        total = torch.zeros((), dtype=_STAT, device=self._fit_device)
+        for z in self._design_blocks(Z):
+            total += kernels.em_chunk(acc, z, self._coef, kind, temperature, self._ws)
+        acc, total = distributed.all_reduce_sum(acc, total)
+        return self._update(kernels.finish_stats(acc, kind, self._k), total, self._n_rows(Z))
+
+    def _design_blocks(self, Z):
+        """The design rows of a pass, a chunk at a time: slices of the in-memory design, or the
+        blocks of a streamed fit's rows turned into designs as they are read."""
+        if isinstance(Z, Rows):
+            for x in Z.blocks():
+                yield kernels.design(x, self._kind, self._shift)
+        else:
+            for sl in self._chunks(Z.shape[0]):
+                yield Z[sl]
+
+    @staticmethod
+    def _n_rows(Z):
+        return Z.n if isinstance(Z, Rows) else Z.shape[0]
+
+    def _labels(self, data):
+        if not isinstance(data, Rows):
+            return super()._labels(data)
+        return torch.cat([self._estimate_weighted_log_prob(z).argmax(dim=1) for z in self._design_blocks(data)])
+
+    # ------------------------------------------------------------ streamed and data-parallel fits
+    def _prepare_rows(self, X, warm):
+        rows = open_rows(self, X, reset=not warm)
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        rng = lambda: np.random.default_rng([seed, distributed.rank()])  # noqa: E731  (drawn only if needed)
+        summary, sample = summarize(rows, sample_rows=INIT_SAMPLE_ROWS, rng=rng, min_rows=self._min_fit_samples)
+        self._check_parameters(summary)
+        dtype, n, d = self._fit_dtype, summary.n, summary.d
+        if not warm:  # the shift rounded to the data dtype, as in memory
+            self._shift = summary.mean.to(dtype).to(_STAT)
+        off = summary.mean - self._shift
+        scatter = summary.scatter + n * torch.outer(off, off)  # about the shift
+        self._ws = kernels.Workspace()
+        self._var_floor = 100 * torch.finfo(dtype).eps * float(torch.trace(scatter)) / (n * d)
+        if self._kind == "tied":
+            self._scatter = scatter
+        rows.block = self.chunk_size or kernels.chunk_rows(self._kind, self._k, self._d)
+        self._init_sample = None if warm else gather_sample(sample, rows.n_local, INIT_SAMPLE_ROWS, rng())
+        return rows
+
+    #: whether an initialisation from a sample scales its counts up to the whole data (the variational
+    #: posterior's counts are absolute; maximum-likelihood weights are normalised anyway)
+    _init_counts_absolute = False
+
+    def _initialize_parameters(self, data, random_state):
+        if not isinstance(data, Rows):
+            return super()._initialize_parameters(data, random_state)
+        params = None
+        if distributed.is_main():  # rank 0 draws the initialisation from the sample of all ranks' rows
+            Zs = kernels.design(self._init_sample, self._kind, self._shift)
+            resp = self._initial_resp(Zs, random_state)
+            if resp is not None and self._init_counts_absolute and data.n > Zs.shape[0]:
+                resp = resp * (data.n / Zs.shape[0])
+            self._initialize(Zs, resp)
+            params = self._params
+        self._install(to_device(distributed.broadcast_object(params), self._fit_device))
+
+    def _install(self, params):
+        """Take ``params`` (broadcast by rank 0) as the current parameters."""
+        self._params = params
+        self._refresh()
 
     def _get_parameters(self):
         return self._params
