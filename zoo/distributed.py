@@ -13,14 +13,30 @@ Everything here is a no-op in a single process, so the same code runs with and w
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 
 import torch
 
 __all__ = [
     "active", "rank", "world_size", "is_main", "backend_device", "all_reduce_sum", "broadcast_object",
-    "all_gather_object", "init_from_env", "barrier",
+    "all_gather_object", "init_from_env", "barrier", "local",
 ]
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def local():
+    """Within the block this process acts alone: :func:`active` is False, so a fit started here (rank
+    0 drawing an initialisation with k-means, say) runs on its own data without collectives."""
+    before = getattr(_state, "local", False)
+    _state.local = True
+    try:
+        yield
+    finally:
+        _state.local = before
 
 
 def _dist():
@@ -31,6 +47,8 @@ def _dist():
 
 def active() -> bool:
     """Whether a process group with more than one process is initialised."""
+    if getattr(_state, "local", False):
+        return False
     dist = _dist()
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

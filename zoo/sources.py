@@ -19,6 +19,7 @@ over.
 """
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -88,8 +89,11 @@ class ArraySource(ChunkSource):
         self.array, self.chunk_rows, self.n_rows = array, int(chunk_rows), int(array.shape[0])
 
     def _raw_chunks(self):
+        release = _page_release(self.array)
         for start in range(0, self.n_rows, self.chunk_rows):
-            yield self.array[start:start + self.chunk_rows]
+            chunk = self.array[start:start + self.chunk_rows]
+            yield chunk  # copied by the consumer before it asks for the next one
+            release(chunk)
 
     def __repr__(self):
         kind = "memmap" if isinstance(self.array, np.memmap) else type(self.array).__name__
@@ -117,6 +121,33 @@ class IterableSource(ChunkSource):
 
     def __repr__(self):
         return f"IterableSource({type(self.iterable).__name__})"
+
+
+def _page_release(array):
+    """For a memory map, a function that hands a chunk's pages back once it has been read
+    (``madvise(MADV_DONTNEED)``: the file's pages stay in the page cache, but stop counting in this
+    process's resident memory, which would otherwise grow to the size of the file over a pass);
+    for anything else a no-op."""
+    mm = getattr(array, "_mmap", None) if isinstance(array, np.memmap) else None
+    if mm is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return lambda chunk: None
+    try:
+        base = np.frombuffer(mm, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):
+        return lambda chunk: None
+    page = mmap.PAGESIZE
+
+    def release(chunk):
+        if chunk.size == 0:
+            return
+        offset = chunk.ctypes.data - base
+        aligned = offset - offset % page
+        try:
+            mm.madvise(mmap.MADV_DONTNEED, aligned, chunk.nbytes + offset - aligned)
+        except (OSError, ValueError):
+            pass
+
+    return release
 
 
 def open_npy(path) -> np.ndarray:

@@ -229,11 +229,12 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
             return super()._initialize_parameters(data, random_state)
         params = None
         if distributed.is_main():  # rank 0 draws the initialisation from the sample of all ranks' rows
-            Zs = kernels.design(self._init_sample, self._kind, self._shift)
-            resp = self._initial_resp(Zs, random_state)
-            if resp is not None and self._init_counts_absolute and data.n > Zs.shape[0]:
-                resp = resp * (data.n / Zs.shape[0])
-            self._initialize(Zs, resp)
+            with distributed.local():
+                Zs = kernels.design(self._init_sample, self._kind, self._shift)
+                resp = self._initial_resp(Zs, random_state)
+                if resp is not None and self._init_counts_absolute and data.n > Zs.shape[0]:
+                    resp = resp * (data.n / Zs.shape[0])
+                self._initialize(Zs, resp)
             params = self._params
         self._install(to_device(distributed.broadcast_object(params), self._fit_device))
 

@@ -23,7 +23,9 @@ from sklearn.utils.validation import _check_sample_weight, _is_arraylike_not_sca
 
 from .._checks import as_data_tensor
 from . import _gaussian as kernels
+from .. import distributed
 from .._estimator import TORCH_PARAMETER_CONSTRAINTS, TorchEstimatorMixin, to_numpy
+from ..sources import is_source
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
@@ -295,6 +297,8 @@ default='k-means++'
         self
         """
         self._validate_params()
+        if is_source(X) or distributed.active():
+            return self._fit_rows(X, sample_weight)
         is_tensor = isinstance(X, torch.Tensor)
         X = self._validate_data(X, reset=True)
         n, d = X.shape
@@ -344,6 +348,139 @@ default='k-means++'
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         return self
+
+    # ------------------------------------------------------------ streamed and data-parallel fits
+    def _fit_rows(self, X, sample_weight):
+        """Lloyd's iterations over a chunk source, or over the shards of a data-parallel run: one pass
+        per iteration, the per-cluster sums all-reduced; the same iterations as in memory."""
+        from ._stream import INIT_SAMPLE_ROWS, gather_sample, open_rows, summarize
+
+        if sample_weight is not None:
+            raise ValueError("sample_weight is not supported when fitting a chunk source or in a data-parallel "
+                             "run; pass the rows repeated, or fit an in-memory array")
+        rows = open_rows(self, X, reset=True)
+        k = self.n_clusters
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        rng = lambda: np.random.default_rng([seed, distributed.rank()])  # noqa: E731  (drawn only if needed)
+        summary, sample = summarize(rows, sample_rows=INIT_SAMPLE_ROWS, rng=rng)
+        n, d, dtype = summary.n, summary.d, self._fit_dtype
+        _check_n_samples(n, k)
+        n_init = self._resolve_n_init()
+        random_state = check_random_state(self.random_state)
+        init = self.init
+        explicit = _is_arraylike_not_scalar(init)
+        if explicit:
+            init = self._check_centers(init, d, dtype)
+        self._shift = summary.mean.to(dtype).to(_STAT)
+        if explicit:
+            init = (init - self._shift.to(dtype)).to(_STAT)
+        self._chunk = kernels.chunk_rows("spherical", k, d)
+        rows.block = self._chunk
+        tol = 0.0 if self.tol == 0 else float(torch.trace(summary.scatter)) / n / d * self.tol
+        init_sample = gather_sample(sample, rows.n_local, INIT_SAMPLE_ROWS, rng())
+        best = None
+        for _ in range(n_init):
+            centers = None
+            if distributed.is_main():
+                with distributed.local():
+                    Zs = kernels.design(init_sample, "spherical", self._shift)
+                    centers = self._init_centers(Zs, init, random_state, None, isinstance(init_sample, torch.Tensor))
+            centers = distributed.broadcast_object(centers).to(self._fit_device)
+            if self.verbose and distributed.is_main():
+                print("Initialization complete")
+            centers, n_iter = self._lloyd_rows(rows, centers, tol)
+            labels, inertia = self._assign_rows(rows, centers)
+            if best is None or inertia < best[1]:
+                best = (labels, inertia, centers, n_iter)
+        labels, inertia, centers, n_iter = best
+        counts = torch.zeros(k, dtype=_STAT)
+        counts.index_add_(0, labels.cpu(), torch.ones(labels.shape[0], dtype=_STAT))
+        (counts,) = distributed.all_reduce_sum(counts)
+        distinct = int((counts > 0).sum())
+        if distinct < k and distributed.is_main():
+            warnings.warn(f"Number of distinct clusters ({distinct}) found smaller than n_clusters ({k}). "
+                          "Possibly due to duplicate points in X.", ConvergenceWarning, stacklevel=3)
+        self.cluster_centers_ = to_numpy(centers + self._shift, dtype)
+        self._n_features_out = k
+        self.labels_ = labels.to(torch.int32).cpu().numpy()
+        self.inertia_ = inertia
+        self.n_iter_ = n_iter
+        return self
+
+    def _design_blocks(self, rows):
+        for x in rows.blocks():
+            yield kernels.design(x, "spherical", self._shift)
+
+    def _lloyd_rows(self, rows, centers, tol):
+        """Lloyd's iterations from ``centers`` by passes over ``rows``: ``(centers, n_iter)``. Strict
+        convergence (the labels did not change) is read off the centres: equal labels give equal sums,
+        so the new centres equal the old ones bit for bit."""
+        k, d = centers.shape
+        for i in range(self.max_iter):
+            coef = _assignment_coef(centers, rows.dtype)
+            acc = kernels.new_stats("spherical", k, d + 2, self._fit_device)
+            for z in self._design_blocks(rows):
+                lab = _assign(z, coef)
+                resp = z.new_zeros((k, z.shape[0])).scatter_(0, lab[None], 1.0)
+                kernels.accumulate_stats(acc, z, resp, "spherical")
+            (acc,) = distributed.all_reduce_sum(acc)
+            sums, weight = acc[:, 1 : d + 1], acc[:, d + 1]
+            empty = torch.nonzero(weight == 0).flatten()
+            if empty.numel():
+                self._relocate_rows(rows, centers, coef, sums, weight, empty)
+            new = sums * (1.0 / weight)[:, None]
+            still_empty = ~(weight > 0)
+            if bool(still_empty.any()):  # as in memory (see _iteration)
+                heaviest = torch.argmax(weight)
+                order = torch.arange(k, device=new.device)
+                new[still_empty & (order > heaviest)] = new[heaviest].clone()
+                new[still_empty & (order < heaviest)] = sums[heaviest]
+            strict = bool(torch.equal(new, centers))
+            moved = torch.linalg.vector_norm(new - centers, dim=1)
+            moved = float((moved * moved).sum())
+            if self.verbose and distributed.is_main():
+                print(f"Iteration {i}, center shift {moved}.")
+            centers = new
+            if strict or moved <= tol:
+                break
+        return centers, i + 1
+
+    def _relocate_rows(self, rows, centers, coef, sums, weight, empty):
+        """The relocation of empty clusters (see :meth:`_relocate`) by one more pass: each rank keeps its
+        farthest rows from their assigned centres, rank 0's merge of them is every rank's."""
+        m = empty.numel()
+        cand = []
+        for z in self._design_blocks(rows):
+            x = kernels.design_x(z, "spherical", centers.shape[1]).to(_STAT)
+            lab = _assign(z, coef)
+            far = ((x - centers[lab]) ** 2).sum(1)
+            top = torch.topk(far, min(m, far.shape[0]))
+            cand.append((top.values.cpu(), x[top.indices].cpu(), lab[top.indices].cpu()))
+        parts = [c for rank_cand in distributed.all_gather_object(cand) for c in rank_cand]
+        far = torch.cat([p[0] for p in parts])
+        if far.numel() == 0 or float(far.max()) == 0:
+            return
+        picked = torch.topk(far, m).indices
+        xs, labs = torch.cat([p[1] for p in parts])[picked], torch.cat([p[2] for p in parts])[picked]
+        for j, (new_id, old_id) in enumerate(zip(empty.tolist(), labs.tolist())):
+            xw = xs[j].to(sums.device)
+            sums[old_id] -= xw
+            sums[new_id] = xw
+            weight[new_id] = 1.0
+            weight[old_id] -= 1.0
+
+    def _assign_rows(self, rows, centers):
+        """This rank's labels (int64) of the final ``centers`` and the inertia of all ranks."""
+        coef = _assignment_coef(centers, rows.dtype)
+        labels, total = [], torch.zeros((), dtype=_STAT, device=self._fit_device)
+        for z in self._design_blocks(rows):
+            lab = _assign(z, coef)
+            diff = kernels.design_x(z, "spherical", centers.shape[1]).to(_STAT) - centers[lab]
+            total += (diff * diff).sum()
+            labels.append(lab)
+        (total,) = distributed.all_reduce_sum(total)
+        out = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=self._fit_device)
+        return out, float(total)
 
     def _tolerance(self, Z):
         """``tol`` times the mean per-feature variance (``|x|^2`` is the design's first column)."""
