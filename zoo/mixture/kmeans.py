@@ -390,7 +390,8 @@ default='k-means++'
                 print("Initialization complete")
             centers, n_iter = self._lloyd_rows(rows, centers, tol)
             labels, inertia = self._assign_rows(rows, centers)
-            if best is None or inertia < best[1]:
+            # in memory's rule: a lower inertia with a different partition (on every rank's rows)
+            if best is None or (inertia < best[1] and not self._same_clustering_rows(labels, best[0], k)):
                 best = (labels, inertia, centers, n_iter)
         labels, inertia, centers, n_iter = best
         counts = torch.zeros(k, dtype=_STAT)
@@ -468,6 +469,20 @@ default='k-means++'
             sums[new_id] = xw
             weight[new_id] = 1.0
             weight[old_id] -= 1.0
+
+    @staticmethod
+    def _same_clustering_rows(labels, best, k):
+        """:func:`_same_clustering` over the rows of all ranks: on each rank ``best`` is a function of
+        ``labels``, and the ranks' functions agree wherever two of them are defined."""
+        same = _same_clustering(labels, best, k)
+        first = torch.full((k,), -1, dtype=best.dtype, device=best.device)
+        first.scatter_reduce_(0, labels, best, "amin", include_self=False)
+        views = distributed.all_gather_object((same, first.cpu()))
+        if not all(v[0] for v in views):
+            return False
+        maps = torch.stack([v[1] for v in views])  # (ranks, k), -1 where a rank has no row of the cluster
+        top = maps.max(0).values
+        return bool(((maps == top) | (maps < 0)).all())
 
     def _assign_rows(self, rows, centers):
         """This rank's labels (int64) of the final ``centers`` and the inertia of all ranks."""
