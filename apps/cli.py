@@ -174,6 +174,50 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def cmd_fit_em(args) -> int:
+    """EM (or CAVI with --bayesian) of a Gaussian mixture on a .npy file read a chunk at a time; under
+    torchrun each rank reads its share of the rows (or its own file, with {rank} in --data)."""
+    import json
+    import time
+
+    from inference import staged_output
+    from zoo import distributed
+    from zoo.mixture import BayesianGaussianMixture, GaussianMixture
+    from zoo.sources import ArraySource, open_npy
+
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise ValueError(f"--out {args.out!r} exists and is not a folder")
+    distributed.init_from_env(args.backend)
+    rank, world = distributed.rank(), distributed.world_size()
+    per_rank = "{rank}" in args.data
+    array = open_npy(args.data.replace("{rank}", str(rank)) if per_rank else args.data)
+    if array.ndim != 2:
+        raise ValueError(f"--data: expected a 2-D array (rows are samples), got shape {array.shape}")
+    if world > 1 and not per_rank:  # contiguous shares of the rows, nothing repeated or dropped
+        bounds = np.linspace(0, array.shape[0], world + 1).astype(np.int64)
+        array = array[bounds[rank]:bounds[rank + 1]]
+    estimator = (BayesianGaussianMixture if args.bayesian else GaussianMixture)(
+        n_components=args.K, covariance_type=args.covariance_type, max_iter=args.max_iter, tol=args.tol,
+        random_state=args.seed, device=args.device, progress_bar=not args.no_progress)
+    start = time.perf_counter()
+    estimator.fit(ArraySource(array, args.chunk_rows))
+    seconds = time.perf_counter() - start
+    if not distributed.is_main():
+        return 0
+    summary = {"data": args.data, "n_rows": int(estimator._n_rows_fitted), "n_features": int(estimator.n_features_in_),
+               "n_components": args.K, "covariance_type": args.covariance_type, "bayesian": bool(args.bayesian),
+               "processes": world, "n_iter": int(estimator.n_iter_), "converged": bool(estimator.converged_),
+               "lower_bound": float(estimator.lower_bound_), "seconds": round(seconds, 3),
+               "rows_per_second": round(estimator._n_rows_fitted * estimator.n_iter_ / seconds, 1)}
+    params = {n: getattr(estimator, n) for n in ("weights_", "means_", "covariances_", "precisions_cholesky_")}
+    with staged_output(args.out) as stage:
+        np.savez(stage / "params.npz", **params)
+        (stage / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    print(f"wrote {args.out}")
+    return 0
+
+
 #: the flag of each method option that `zoo fit` sets
 _FLAGS = {"num_steps": "--steps", "lr": "--lr", "restarts": "--restarts", "seed": "--seed",
           "num_samples": "--num-samples", "num_warmup": "--num-warmup", "num_chains": "--num-chains"}
@@ -219,6 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fit on standardised data, report in the original units (default on)")
     f.add_argument("--out", required=True)
     f.add_argument("--no-progress", action="store_true")
+    e = sub.add_parser("fit-em", help="EM of a Gaussian mixture on a .npy file read a chunk at a time (works under "
+                                      "torchrun: the ranks share the rows)")
+    e.add_argument("--data", required=True, help="a .npy file of shape (rows, features); with {rank} in it, each "
+                   "rank's own file")
+    e.add_argument("--K", type=int, required=True, help="number of components")
+    e.add_argument("--covariance-type", default="full", choices=("full", "tied", "diag", "spherical"))
+    e.add_argument("--bayesian", action="store_true", help="variational Bayes (CAVI), BayesianGaussianMixture")
+    e.add_argument("--max-iter", type=int, default=100)
+    e.add_argument("--tol", type=float, default=1e-3)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--chunk-rows", type=int, default=65536, help="rows read at a time")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument("--backend", default=None, choices=("gloo", "nccl"),
+                   help="torch.distributed backend under torchrun (default: nccl with CUDA, else gloo)")
+    e.add_argument("--out", required=True, help="folder for params.npz and summary.json (rank 0 writes it)")
+    e.add_argument("--no-progress", action="store_true")
     t = sub.add_parser("tour", help="the main job: the headline comparisons, written as a self-contained HTML report")
     t.add_argument("--out", default="runs/tour")
     t.add_argument("--quick", action="store_true", help="small sizes, fewer steps and draws (for tests)")
@@ -235,7 +295,7 @@ def main(argv=None) -> int:
 
     matplotlib.use("Agg")  # the command line writes figures to files; it never opens a window
     args = build_parser().parse_args(argv)
-    handlers = {"list": cmd_list, "fit": cmd_fit, "tour": cmd_tour}
+    handlers = {"list": cmd_list, "fit": cmd_fit, "fit-em": cmd_fit_em, "tour": cmd_tour}
     try:
         return handlers[args.command](args)
     except (ValueError, TypeError, FloatingPointError, OSError) as exc:

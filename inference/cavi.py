@@ -20,6 +20,7 @@ from pyro.poutine.util import prune_subsample_sites
 from sklearn.exceptions import ConvergenceWarning
 
 from zoo.base import as_model, provides
+from zoo.sources import as_source, is_source
 
 from zoo._validation import Choice, Device, Real, declare
 from zoo.mixture.gaussian_mixture import INIT_PARAMS
@@ -63,14 +64,19 @@ def fit_cavi(model, data, *, max_iter=200, tol=1e-3, n_init=1, init_params="kmea
     if not provides(model, "cavi_fit"):
         raise TypeError(f"fit_cavi needs a model with conjugate updates (zoo.mixture.BayesianGMM), "
                         f"got {type(model).__name__}")
-    data = model.check_data(data)
-    if device is not None:
-        data = data.to(device)
+    source = is_source(data)
+    if not source:
+        data = model.check_data(data)
+        if device is not None:
+            data = data.to(device)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         guide, est = model.cavi_fit(data, max_iter=max_iter, tol=tol, n_init=n_init, init_params=init_params,
                                     reg_covar=reg_covar, random_state=seed, progress_bar=progress_bar)
+    if source:  # the draws need the model's shapes only: its first chunk stands for the data
+        data = model.check_data(as_source(data).first_chunk())
+        guide.set_from_cavi(est, data)
     pyro.set_rng_seed(seed)
     samples = guide_samples(model, guide, data, num_samples)
     return FitResult(model=model, data=data, method="cavi", guide_name="custom", guide=guide,

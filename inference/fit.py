@@ -9,12 +9,16 @@ it does not take is a ``TypeError`` naming the ones it does. Every run returns a
 from __future__ import annotations
 
 from zoo.base import as_model
+from zoo.sources import as_source, is_source
 from zoo.tracing import check_enumerated
 
 from .methods import method_spec
 from .result import FitResult
 
-__all__ = ["fit"]
+__all__ = ["fit", "SOURCE_METHODS"]
+
+#: the methods that read a chunk source (a memory map, a .npy path, a re-iterable of chunks) a chunk at a time
+SOURCE_METHODS = ("em", "cavi")
 
 
 def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
@@ -27,6 +31,10 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
         tracing it; discrete sites must be marked ``infer={"enumerate": "parallel"}``.
     data : the model's data: a tensor (its device and dtype are the fit's) or an array-like (a tensor
         of torch's default dtype; a zoo model may convert differently, e.g. the mixtures to (N, D)).
+        For ``"em"`` and ``"cavi"`` also a chunk source (:mod:`zoo.sources`: a memory-mapped array, a
+        ``.npy`` path, a re-iterable of chunks), read a chunk at a time; the result's ``data`` is then
+        the source's first chunk (the fitted values are of all of it). Under ``torchrun`` each rank
+        passes its own shard and the fit is of their union (see :mod:`zoo.distributed`).
     method : ``"svi"``, ``"map"``, ``"nuts"``, ``"em"``, ``"coordinate"``, ``"cavi"``, ``"layerwise"``,
         ``"adversarial"`` (a GAN: draws of its generator, no posterior), or any other registered method.
     guide : for ``"svi"`` and ``"map"``: a registered guide name (``guides.list_guides()``) or your own
@@ -39,6 +47,13 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
     if guide is not None and not spec.takes_guide:
         raise TypeError(f"method {method!r} takes no guide (got {guide!r}); the methods that do: svi, map")
     model = as_model(model)
+    if is_source(data):
+        if method not in SOURCE_METHODS:
+            raise ValueError(f"data given as a chunk source (a memory map, a .npy path or a re-iterable of chunks) "
+                             f"are fitted by method 'em' or 'cavi', which read them a chunk at a time; method "
+                             f"{method!r} needs an in-memory array")
+        model.to(model.check_data(as_source(data).first_chunk()).device)
+        return spec.run(model, data, method=method, **options)
     data = model.check_data(data)
     data = data.detach() if data.requires_grad else data  # data are constants of the fit
     model.to(data.device)

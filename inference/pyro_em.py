@@ -27,7 +27,9 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import biject_to
 
+from zoo import distributed
 from zoo._validation import Choice, declare
+from zoo.sources import as_source, is_source
 from zoo.base import as_model, provides
 from zoo.progress import progress
 from zoo.tracing import trace_model
@@ -192,8 +194,31 @@ def _em(model, data, *, method: str = "em", num_steps: int = 1000, tol: float | 
     less than ``tol`` (default 1e-8); ``em_objective`` ``"ml"`` (priors ignored) or ``"map"`` (the log joint);
     ``m_step`` ``"auto"`` (the model's closed form when it has ``em_update``), ``"closed_form"`` or ``"gradient"``
     (L-BFGS)."""
+    if is_source(data) or distributed.active():
+        return _em_fit_hook(model, data, num_steps=num_steps, tol=tol, em_objective=em_objective, m_step=m_step,
+                            seed=seed, progress_bar=progress_bar)
     if any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"method 'em' estimates the model's sample sites; {type(model).__name__} has learnable "
                          "module parameters it would leave untouched (use 'map', 'svi' or 'coordinate')")
     return fit_em(model, data, num_steps=num_steps, tol=tol, objective=em_objective, m_step=m_step, seed=seed,
                   progress_bar=progress_bar)
+
+
+def _em_fit_hook(model, data, *, num_steps, tol, em_objective, m_step, seed, progress_bar):
+    """EM of a chunk source or of a data-parallel shard: the model's own closed-form EM over chunks (the
+    protocol hook ``em_fit``), its site values as one draw."""
+    if not provides(model, "em_fit"):
+        raise ValueError(f"{type(model).__name__} has no closed-form EM over chunks (the protocol hook em_fit); "
+                         "fit an in-memory array in one process")
+    if em_objective != "ml" or m_step not in ("auto", "closed_form"):
+        raise ValueError("EM of a chunk source or a data-parallel shard is maximum likelihood with the closed-form "
+                         "M-step (em_objective='ml', m_step='auto')")
+    from .result import FitResult
+
+    start = time.perf_counter()
+    values, est = model.em_fit(data, max_iter=num_steps, tol=1e-8 if tol is None else tol, random_state=seed,
+                               progress_bar=progress_bar)
+    head = data if isinstance(data, torch.Tensor) else as_source(data).first_chunk().to(values["locs"].dtype)
+    return FitResult(model=model, data=head, method="em", guide_name=None, guide=None,
+                     losses=[-b for b in est.lower_bounds_], samples={n: v[None, None] for n, v in values.items()},
+                     converged=bool(est.converged_), run_time=time.perf_counter() - start, seed=seed)

@@ -205,3 +205,73 @@ def test_bad_sources_are_refused_clearly(data, tmp_path):
     est = GaussianMixture(2, random_state=0).fit(path)
     with pytest.raises(ValueError, match="expecting 4 features"):
         est.set_params(warm_start=True).fit([X[:, :3]])
+
+
+# --- through inference.fit and the command line ----------------------------------------------------------
+def test_fit_cavi_of_a_source_equals_the_in_memory_fit(data):
+    import inference
+    import zoo
+
+    X, path = data
+    kw = dict(method="cavi", num_steps=20, tol=0, progress_bar=False, num_samples=20, seed=0)
+    ref = inference.fit(zoo.create_model("bayesian_gmm", n_components=K, n_features=D), X, **kw)
+    res = inference.fit(zoo.create_model("bayesian_gmm", n_components=K, n_features=D), path, **kw)
+    assert np.allclose(res.losses, ref.losses, rtol=1e-10, atol=0)
+    for name, value in ref.samples.items():
+        assert torch.allclose(res.samples[name], value, rtol=1e-8, atol=1e-10), name
+
+
+@pytest.mark.parametrize("cov", ["full", "diag"])
+def test_fit_em_of_a_source_is_the_closed_form_em_of_every_row(tmp_path, cov):
+    import inference
+    import zoo
+
+    rng = np.random.default_rng(2)  # well separated: both paths find the one maximum
+    X = rng.normal(scale=12.0, size=(K, D))[rng.integers(K, size=N)] + rng.normal(size=(N, D))
+    path = str(tmp_path / "x.npy")
+    np.save(path, X)
+    res = inference.fit(zoo.create_model("gmm", n_components=K, covariance_type=cov), np.load(path, mmap_mode="r"),
+                        method="em", num_steps=200, progress_bar=False)
+    est = GaussianMixture(K, covariance_type=cov, max_iter=200, tol=1e-8, random_state=0).fit(X)
+    locs = res.samples["locs"][0, 0].numpy()
+    assert rel(locs, est.means_) <= 1e-10 and rel(res.samples["weights"][0, 0].numpy(), est.weights_) <= 1e-10
+    assert res.losses[-1] == pytest.approx(-est.lower_bound_, rel=1e-12) and res.converged
+    # the in-memory path (Pyro enumeration, its own initialisation) reaches the same maximum
+    mem = inference.fit(zoo.create_model("gmm", n_components=K, covariance_type=cov), X, method="em",
+                        num_steps=500, progress_bar=False)
+    order, mem_order = np.argsort(locs[:, 0]), np.argsort(mem.samples["locs"][0, 0].numpy()[:, 0])
+    assert rel(locs[order], mem.samples["locs"][0, 0].numpy()[mem_order]) <= 1e-4
+    assert res.losses[-1] == pytest.approx(mem.losses[-1], rel=1e-6)
+
+
+def test_fit_refuses_a_source_for_the_in_memory_methods(data):
+    import inference
+    import zoo
+
+    _, path = data
+    with pytest.raises(ValueError, match="'em' or 'cavi'"):
+        inference.fit(zoo.create_model("gmm", n_components=K), path, method="svi", guide="delta")
+    with pytest.raises(ValueError, match="tied_spherical"):
+        inference.fit(zoo.create_model("gmm", n_components=K, covariance_type="tied_spherical"), path, method="em",
+                      progress_bar=False)
+    with pytest.raises(ValueError, match="em_objective"):
+        inference.fit(zoo.create_model("gmm", n_components=K), path, method="em", em_objective="map",
+                      progress_bar=False)
+
+
+def test_cli_fit_em_writes_the_fit_of_a_npy_file(data, tmp_path, capsys):
+    import json
+
+    from apps.cli import main
+
+    X, path = data
+    out = tmp_path / "fit"
+    assert main(["fit-em", "--data", path, "--K", "3", "--max-iter", "30", "--tol", "0", "--chunk-rows", "500",
+                 "--out", str(out), "--no-progress"]) == 0
+    est = GaussianMixture(K, max_iter=30, tol=0, random_state=0).fit(X)
+    params = np.load(out / "params.npz")
+    assert rel(params["means_"], est.means_) <= 1e-10 and rel(params["covariances_"], est.covariances_) <= 1e-10
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_rows"] == N and summary["n_iter"] == 30 and summary["processes"] == 1
+    assert main(["fit-em", "--data", str(tmp_path / "missing.npy"), "--K", "3", "--out", str(tmp_path / "o")]) == 2
+    assert "no .npy file" in capsys.readouterr().err and not (tmp_path / "o").exists()

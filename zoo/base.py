@@ -50,6 +50,11 @@ Optional hooks (:data:`HOOKS`; unimplemented by default, see :func:`provides`):
 ``em_update(resp, data) -> dict``
     the closed-form maximum-likelihood M-step given responsibilities (N, K) of the enumerated
     site: constrained values of the continuous latent sites (``inference.fit(method="em")``).
+``em_fit(data, *, max_iter, tol, random_state, progress_bar) -> (dict, estimator)``
+    the whole maximum-likelihood EM in closed form on data that may be a chunk source
+    (:mod:`zoo.sources`) or a shard of a data-parallel run: the constrained values of the continuous
+    latent sites and the fitted estimator (``lower_bounds_``, ``converged_``). ``method="em"`` uses it
+    for sources.
 ``coordinate_fit(data, *, num_steps, tol, seed, progress_bar) -> CoordinateFit``
     the model's own coordinate updates (``method="coordinate"``).
 ``cavi_fit(data, *, max_iter, tol, n_init, init_params, reg_covar, random_state, progress_bar)
@@ -87,7 +92,7 @@ __all__ = ["ZooModel", "PyroModel", "as_model", "provides", "HOOKS", "ELBOSpec",
            "as_tensor_data"]
 
 #: the optional hooks of the protocol, each unimplemented on :class:`ZooModel`
-HOOKS = ("em_update", "coordinate_fit", "cavi_fit", "component_log_prob", "log_prior", "exact_posterior",
+HOOKS = ("em_update", "em_fit", "coordinate_fit", "cavi_fit", "component_log_prob", "log_prior", "exact_posterior",
          "log_evidence", "layerwise_stages", "assemble", "adversarial_parts")
 
 
@@ -210,6 +215,9 @@ class ZooModel(PyroModule):
     # --- optional hooks (HOOKS) ---------------------------------------------------------------
     def em_update(self, resp: torch.Tensor, data: torch.Tensor) -> dict:
         raise NotImplementedError(f"{type(self).__name__} has no closed-form M-step")
+
+    def em_fit(self, data, *, max_iter, tol, random_state, progress_bar):
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form EM over chunks")
 
     def coordinate_fit(self, data, *, num_steps: int, tol: float | None, seed: int, progress_bar: bool) -> CoordinateFit:
         raise NotImplementedError(f"{type(self).__name__} has no coordinate updates")

@@ -328,7 +328,7 @@ class BayesianGMM(EnumeratedMixture):
             covariance_prior=self.covariance_prior, diag_family="gamma", max_iter=max_iter, tol=tol, n_init=n_init,
             init_params=init_params, reg_covar=reg_covar, random_state=random_state, progress_bar=progress_bar)
         est.fit(data)
-        return self.custom_guide().set_from_cavi(est, data), est
+        return self.custom_guide().set_from_cavi(est, data if isinstance(data, torch.Tensor) else est._fit_dtype), est
 
 
 class BayesianGMMGuide(PyroModule):
@@ -383,9 +383,10 @@ class BayesianGMMGuide(PyroModule):
                   q["psi"].to(data.dtype))
 
     def set_from_cavi(self, estimator, data):
-        """Copy the fitted ``q`` of a :class:`BayesianGaussianMixture` into the parameters."""
+        """Copy the fitted ``q`` of a :class:`BayesianGaussianMixture` into the parameters (in the dtype of
+        ``data``, a tensor or a dtype)."""
         p = estimator.variational_parameters()
-        dt = data.dtype
+        dt = data if isinstance(data, torch.dtype) else data.dtype
         self._set(p["conc"].to(dt), p["beta"].to(dt), p["means"].to(dt), p["nu"].to(dt), p["psi"].to(dt))
         return self
 

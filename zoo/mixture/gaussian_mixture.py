@@ -208,6 +208,7 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
         summary, sample = summarize(rows, sample_rows=INIT_SAMPLE_ROWS, rng=rng, min_rows=self._min_fit_samples)
         self._check_parameters(summary)
         dtype, n, d = self._fit_dtype, summary.n, summary.d
+        self._n_rows_fitted = n
         if not warm:  # the shift rounded to the data dtype, as in memory
             self._shift = summary.mean.to(dtype).to(_STAT)
         off = summary.mean - self._shift

@@ -28,7 +28,8 @@ from .._validation import Choice, Int, Real, declare
 from ..base import ZooModel
 from ..registry import register_model
 from . import _gaussian as kernels
-from ._base import renamed_parameter
+from ._base import ConvergenceWarning, renamed_parameter
+from .gaussian_mixture import GaussianMixture
 
 __all__ = ["EnumeratedMixture", "GaussianMixtureModel", "GaussianMixtureGuide", "gmm"]
 
@@ -182,7 +183,29 @@ class GaussianMixtureModel(EnumeratedMixture):
         stats = kernels.sufficient_statistics(kernels.design(data, kind, shift), resp, kind, [slice(None)])
         tiny = 10 * torch.finfo(data.dtype).eps
         nk, means, cov, _ = kernels.estimate_gaussian_parameters(stats, kind, reg_covar, tiny)
-        out = {"weights": nk / nk.sum(), "locs": means + shift}
+        return self._site_values(nk, means + shift, cov, data.dtype)
+
+    def em_fit(self, data, *, max_iter=100, tol=1e-3, random_state=0, progress_bar=False, reg_covar=1e-6):
+        """Maximum-likelihood EM of the whole model by :class:`~zoo.mixture.GaussianMixture` (``full`` and
+        ``diag``), on an array, a chunk source or a data-parallel shard. Returns ``(site values,
+        estimator)``."""
+        if self.covariance_type == "tied_spherical":
+            raise ValueError("covariance_type='tied_spherical' (one variance shared by the components) has no "
+                             "streamed EM; use 'full' or 'diag', or an in-memory array")
+        est = GaussianMixture(self.n_components, covariance_type=self.covariance_type, max_iter=max_iter, tol=tol,
+                              reg_covar=reg_covar, random_state=random_state, progress_bar=progress_bar)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(data)
+        dtype = est._fit_dtype
+        nk = torch.as_tensor(est.weights_, dtype=torch.float64)
+        values = self._site_values(nk, torch.as_tensor(est.means_, dtype=torch.float64),
+                                   torch.as_tensor(est.covariances_, dtype=torch.float64), dtype)
+        return values, est
+
+    def _site_values(self, nk, locs, cov, dtype) -> dict:
+        """The model's sites from soft counts (or weights) ``nk``, means and covariances (float64)."""
+        out = {"weights": nk / nk.sum(), "locs": locs}
         if self.covariance_type == "tied_spherical":  # the components' variances pooled
             out["scale"] = ((nk * cov).sum() / nk.sum()).sqrt()
         elif self.covariance_type == "diag":
@@ -192,7 +215,7 @@ class GaussianMixtureModel(EnumeratedMixture):
             scales = L.norm(dim=-1)
             out["scales"] = scales
             out["corr_chol"] = L / scales[..., None]
-        return {name: value.to(data.dtype) for name, value in out.items()}
+        return {name: value.to(dtype) for name, value in out.items()}
 
     def init_values(self, data, seed=0):
         """Uniform weights, locations at K distinct random data points, data-scaled spreads."""
