@@ -67,6 +67,9 @@ CASES = [
     ("analytic_kl", (1001, 999), torch.float64, dict(batch_size=64, num_steps=15,
                                                     model_kwargs=dict(estimator="analytic_kl"))),
     ("tiny_shard", (3, 1997), torch.float64, dict(batch_size=32, num_steps=40)),
+    ("restarts_initial", (1001, 999), torch.float64, dict(batch_size=64, num_steps=10, restarts=3)),
+    ("restarts_final", (1001, 999), torch.float64, dict(batch_size=64, num_steps=10, restarts=2,
+                                                       restart_select="final")),
     ("autoencoder", (1001, 999), torch.float64, dict(family="autoencoder", batch_size=64, num_steps=15)),
 ]
 
