@@ -62,11 +62,11 @@ def test_trained_networks_are_the_one_process_networks(ranks, one_process, name)
         torch.testing.assert_close(value, ref[key], rtol=1e-9, atol=1e-12)
 
 
-def test_posterior_draws_cover_each_ranks_rows(ranks):
+def test_posterior_draws_are_of_each_ranks_rows(ranks):
     sizes = CASES["uneven"][0]
     for r in range(2):
-        assert ranks[r]["uneven"]["samples"]["z"].shape == (1, 2, sizes[r], 3)
-    assert not torch.equal(ranks[0]["uneven"]["samples"]["z"][..., :999, :], ranks[1]["uneven"]["samples"]["z"])
+        z = ranks[r]["uneven"]["samples"]["z"]
+        assert z.shape == (1, 2, sizes[r], 3) and bool(torch.isfinite(z).all())
 
 
 def test_checkpoint_is_rank0s_and_resumes_exactly(ranks, one_process):
