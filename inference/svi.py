@@ -3,10 +3,12 @@
 The guide is a registered name (``guides.list_guides()``) or the user's own guide callable; the loss
 is :func:`inference.elbo.elbo_for` the model (enumerated sites summed out); the loop is plain
 PyTorch Adam over the model's and the guide's parameters, with a progress bar, early stopping,
-restarts, checkpoints and minibatches.
+restarts, checkpoints, minibatches, and data parallelism over a ``torch.distributed`` group
+(:mod:`inference.distributed_svi`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -18,12 +20,14 @@ import pyro.poutine as poutine
 import torch
 
 from guides import check_guide_options, guide_spec, make_guide
+from zoo import distributed as zd
 from zoo._validation import Bool, Choice, Int, Real, declare
 from zoo.base import provides
 from zoo.progress import progress
 from zoo.tracing import trace_model
 
 from .checkpoint import atomic_save, load_checkpoint, restore_state
+from .distributed_svi import DataParallel, from_main
 from .elbo import elbo_for
 from .methods import (BETAS, CHECKPOINT, LR, NUM_STEPS, OPTIONS_DICT, POSITIVE_INT, PROGRESS_BAR, SEED, TOL,
                       register_method)
@@ -99,6 +103,34 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         ``custom`` guide); ``None``: full batch.
     jit_loss : compile the loss with ``torch.jit`` (Pyro's ``Jit*_ELBO``).
     num_particles : vectorised draws of the guide per step (a model with its own ELBO sets its own).
+
+    Data parallel
+    -------------
+    When a ``torch.distributed`` group with more than one process is initialised (``torchrun``,
+    :func:`zoo.distributed.init_from_env`), every rank calls ``fit`` with its own shard of the rows
+    (shards may differ in size) and the fit is that of their union, stacked in rank order
+    (:mod:`inference.distributed_svi`): N is the sum of the shard sizes, each step draws one global
+    minibatch of ``batch_size`` rows (``None``: all N) as one process would, each rank evaluates the
+    rows of it that it holds, with the plate scaled by N / ``batch_size`` and the guide's noise drawn
+    for the whole batch, and the loss and the gradients are summed over the ranks in one collective.
+    Every rank starts from rank 0's parameters and takes the same Adam steps, so the parameters stay
+    identical on every rank, and the loss trace is, up to rounding, the one a single process gets
+    on the union with the same ``seed``. ``FitResult.losses`` is that global trace on every rank;
+    ``FitResult.samples`` holds posterior draws for this rank's rows. Only rank 0 shows progress and
+    reads and writes ``checkpoint``; resume restores its state on every rank (a checkpoint holds what
+    one process would hold, so a run can resume with another number of ranks). A data-dependent
+    start (the Gaussian VAE's learned scale) is rank 0's, from its shard. It applies to models that
+    declare ``supports_data_parallel`` (the VAE with a reparameterised estimator, the deterministic
+    autoencoder); other models, ``jit_loss=True`` and the score-function estimator are refused with a
+    ``ValueError`` that says why. Launch one process per shard, e.g. ``train.py``::
+
+        from zoo import distributed
+        distributed.init_from_env()                  # gloo on CPU, NCCL on GPU
+        x = torch.load(f"shard-{distributed.rank()}.pt")
+        vae = zoo.create_model("vae", n_features=x.shape[1])
+        fit(vae, x, guide="custom", batch_size=256, num_steps=5000, checkpoint="vae.pt")
+
+    run as ``torchrun --nproc-per-node 4 train.py``.
     """
     if model.supported_guides == ():
         raise ValueError(f"{type(model).__name__} supports no guide, so method {method!r} does not apply"
@@ -107,8 +139,8 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         raise ValueError("resume=True needs a checkpoint path")
     if checkpoint is not None and restarts != 1:
         raise ValueError("checkpoints are kept for a single run; use restarts=1 with checkpoint")
-    if resume and Path(checkpoint).exists():  # a corrupt or foreign file fails now, not after the set-up
-        load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
+    if resume:  # a corrupt or foreign file fails now, not after the set-up (on every rank, read by rank 0)
+        from_main(lambda: _read_checkpoint(checkpoint) is not None)
     user_guide = guide is not None and not isinstance(guide, str)
     if user_guide:
         if not callable(guide):
@@ -141,6 +173,7 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
     start = time.perf_counter()
     elbo = elbo_for(model, data, num_particles=num_particles, jit=jit_loss)
     loss_kwargs = {} if batch_size is None else {"subsample_size": min(batch_size, data.shape[0])}
+    parallel = DataParallel(model, data, batch_size=batch_size, jit_loss=jit_loss, elbo=elbo) if zd.active() else None
 
     def build(run_seed):
         pyro.set_rng_seed(run_seed)
@@ -148,7 +181,12 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         g = guide if user_guide else make_guide(guide, model, init_values=model.init_values(data, seed=run_seed),
                                                 **guide_kwargs)
         with torch.no_grad():
-            initial = float(elbo.loss(model.model, g, data))
+            if parallel is None:
+                initial = float(elbo.loss(model.model, g, data))
+            else:  # the loss of the whole union, from rank 0's starting point
+                parallel.broadcast_parameters(_module_params(model, g))
+                with parallel.full_batch():
+                    initial = parallel.sum(elbo.loss(model.model, g, data))
         return g, initial
 
     def train(g, run_seed, label):
@@ -156,7 +194,7 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
         losses, converged = _svi_loop(
             model, g, data, elbo=elbo, num_steps=num_steps, lr=lr, betas=betas, lr_decay=lr_decay, tol=tol,
             patience=patience, progress_bar=progress_bar, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-            resume=resume, desc=f"{method}/{guide_name}" + label, loss_kwargs=loss_kwargs,
+            resume=resume, desc=f"{method}/{guide_name}" + label, loss_kwargs=loss_kwargs, parallel=parallel,
         )
         return sum(losses[-10:]) / len(losses[-10:]), g, losses, converged, run_seed
 
@@ -175,7 +213,8 @@ def fit_svi(model, data, *, method: str, guide=None, num_steps: int = 1000, lr: 
     pyro.set_rng_seed(run_seed)
     posterior_guide = g.laplace_approximation(data) if guide == "laplace" else g
     draws = 1 if guide == "delta" else min(num_samples, model.max_posterior_draws or num_samples)
-    samples = guide_samples(model, posterior_guide, data, draws)
+    with parallel.full_batch() if parallel is not None else contextlib.nullcontext():
+        samples = guide_samples(model, posterior_guide, data, draws)
     return FitResult(model=model, data=data, method=method, guide_name=guide_name, guide=g, losses=losses,
                      samples=samples, converged=converged, run_time=time.perf_counter() - start,
                      posterior_guide=posterior_guide, seed=run_seed)
@@ -201,6 +240,17 @@ fit_map = register_method("map", description="maximum a posteriori: SVI with a p
                           takes_guide=True)(_with_defaults(fit_svi, tol=MAP_TOL, patience=MAP_PATIENCE))
 
 
+def _read_checkpoint(path):
+    """An SVI checkpoint at ``path``, or ``None`` when there is no file there."""
+    return load_checkpoint(path, map_location="cpu", keys=_CHECKPOINT_KEYS) if Path(path).exists() else None
+
+
+def _module_params(model, guide) -> list:
+    """The parameters of the model's and the guide's modules, each once."""
+    found = list(model.parameters()) + (list(guide.parameters()) if isinstance(guide, torch.nn.Module) else [])
+    return list({id(p): p for p in found}.values())
+
+
 def _params(model, guide, data, elbo, loss_kwargs):
     """The leaf tensors to optimise: the parameters of the guide and model modules, and the param-store
     values that the loss reads (``pyro.param`` in a plain function, ``pyro.module``)."""
@@ -223,9 +273,17 @@ def _params(model, guide, data, elbo, loss_kwargs):
 
 
 def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, patience, progress_bar, checkpoint,
-              checkpoint_every, resume, desc, loss_kwargs=None):
+              checkpoint_every, resume, desc, loss_kwargs=None, parallel=None):
     loss_kwargs = loss_kwargs or {}
-    if hasattr(elbo, "differentiable_loss"):
+    if parallel is not None:  # this rank's share of the step, summed over the ranks
+        def loss_and_grads():
+            kwargs = parallel.next_batch()
+            with parallel.plate:
+                loss = elbo.differentiable_loss(model.model, guide, data, **kwargs)
+            if torch.isfinite(loss):
+                loss.backward()
+            return parallel.reduce(loss, params, step)
+    elif hasattr(elbo, "differentiable_loss"):
         def loss_and_grads():
             loss = elbo.differentiable_loss(model.model, guide, data, **loss_kwargs)
             if torch.isfinite(loss):
@@ -234,13 +292,15 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
     else:  # surrogate-loss estimators (TraceGraph_ELBO: score function with baselines) backpropagate themselves
         def loss_and_grads():
             return float(elbo.loss_and_grads(model.model, guide, data, **loss_kwargs))
-    with torch.no_grad():
+    with torch.no_grad(), parallel.full_batch() if parallel is not None else contextlib.nullcontext():
         guide(data)  # creates the guide's parameters on the data's device
     optim = torch.optim.Adam(_params(model, guide, data, elbo, loss_kwargs), lr=lr, betas=tuple(betas))
     schedule = torch.optim.lr_scheduler.ExponentialLR(optim, gamma=lr_decay)
+    if parallel is not None:
+        parallel.broadcast_parameters([p for group in optim.param_groups for p in group["params"]])
     losses, step, best, stall = [], 0, float("inf"), 0
-    if resume and checkpoint is not None and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint, map_location="cpu", keys=_CHECKPOINT_KEYS)
+    state = from_main(lambda: _read_checkpoint(checkpoint)) if resume and checkpoint is not None else None
+    if state is not None:  # every rank restores rank 0's checkpoint; the ranks' generators are in step
         restore_state(guide, state["guide"], "guide", checkpoint)
         restore_state(model, state["model"], "model", checkpoint)
         restore_state(optim, state["optim"], "optimiser state (another guide or model)", checkpoint)
@@ -252,6 +312,8 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
             torch.cuda.set_rng_state(state["cuda_rng"], device=data.device)
 
     def save():
+        if not zd.is_main():  # the ranks hold the same state; rank 0 writes it
+            return
         atomic_save({"guide": guide.state_dict(), "model": model.state_dict(), "optim": optim.state_dict(),
                      "schedule": schedule.state_dict(),
                      "losses": torch.tensor(losses, dtype=torch.float64), "step": step, "best": best,
@@ -266,7 +328,7 @@ def _svi_loop(model, guide, data, *, elbo, num_steps, lr, betas, lr_decay, tol, 
                                   "an lr_decay below 1, or another seed")
 
     converged = False
-    with progress(total=num_steps, initial=step, desc=desc, enabled=progress_bar) as bar:
+    with progress(total=num_steps, initial=step, desc=desc, enabled=progress_bar and zd.is_main()) as bar:
         while step < num_steps:
             optim.zero_grad()
             try:

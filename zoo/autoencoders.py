@@ -77,6 +77,12 @@ class Autoencoder(ZooModel):
     supported_guides = ("custom",)  # as the VAE: pyro.module does not run inside an autoguide
     site_dims = {"code": ["obs_id", "unit"]}
 
+    @property
+    def supports_data_parallel(self) -> bool:
+        """Only the deterministic variant runs data parallel: the denoising corruption draws its noise
+        per process, and the sparsity penalty is a function of the whole batch's mean code."""
+        return self.kind == "deterministic"
+
     @declare(n_features=Int(ge=1), code_dim=Int(ge=1), hidden=Sizes(), kind=Choice(KINDS),
              likelihood=Choice(AE_LIKELIHOODS), noise=Real(ge=0, lt=1), rho=Real(gt=0, lt=1), beta=Real(ge=0),
              activation=Choice(*ACTIVATIONS), sigmoid_code=Bool(none=True))

@@ -21,6 +21,11 @@ Attributes (class-level defaults shown):
     registered guide names that apply (``None``: every guide).
 ``supports_minibatch = False``
     ``model(data, subsample_size=...)`` and the ``custom`` guide subsample the data plate.
+``supports_data_parallel = False``
+    SVI may split the data plate across the processes of a ``torch.distributed`` group
+    (:mod:`inference.distributed_svi`): the minibatch loss is a sum of per-row terms of that
+    plate, with no site outside it, and its only random draws are the guide's reparameterised
+    Normal noise (drawn for the whole global batch there).
 ``max_posterior_draws = None``
     at most this many guide draws are kept in ``FitResult.samples`` (local latents: N x L each).
 
@@ -176,6 +181,7 @@ class ZooModel(PyroModule):
     site_dims: dict[str, list[str]] = {}
     supported_guides: tuple[str, ...] | None = None
     supports_minibatch: bool = False
+    supports_data_parallel: bool = False
     max_posterior_draws: int | None = None
 
     def model(self, data):  # pragma: no cover - abstract

@@ -145,7 +145,11 @@ class DiagNormalRows(dist.TorchDistribution):
         return DiagNormalRows(self.loc.expand(shape), self.scale.expand(shape))
 
     def rsample(self, sample_shape=torch.Size()):
-        eps = torch.randn(self.shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device)
+        return self.rsample_from(torch.randn(self.shape(sample_shape), dtype=self.loc.dtype, device=self.loc.device))
+
+    def rsample_from(self, eps: torch.Tensor) -> torch.Tensor:
+        """The draw loc + scale * eps for given standard-normal noise ``eps`` (the shape of a draw): how
+        data-parallel SVI hands each process its rows of the noise drawn for a whole global batch."""
         z = self.loc + self.scale * eps
         self._last = (z, eps)
         return z
@@ -247,6 +251,13 @@ class VAE(ZooModel):
     #: loss reads); Pyro refuses that inside an autoguide under the project's module-local params
     supported_guides = ("custom",)
     site_dims = {"z": ["obs_id", "latent"]}
+
+    @property
+    def supports_data_parallel(self) -> bool:
+        """Data-parallel SVI applies to the reparameterised estimators (``reparam``, ``analytic_kl``,
+        ``iwae``): their loss is a sum over the rows of the data plate. The score-function estimator's
+        decaying-average baseline is state of one process's minibatches."""
+        return self.estimator != "score_function"
 
     @declare(n_features=Int(ge=1), latent_dim=Int(ge=1), hidden=Sizes(), likelihood=Choice(LIKELIHOODS),
              scale=AnyOf(Choice("learned"), Real(gt=0), what="a finite real number > 0 or 'learned'"),
