@@ -8,6 +8,7 @@ it does not take is a ``TypeError`` naming the ones it does. Every run returns a
 """
 from __future__ import annotations
 
+from zoo import distributed
 from zoo.base import as_model
 from zoo.sources import as_source, is_source
 from zoo.tracing import check_enumerated
@@ -15,10 +16,12 @@ from zoo.tracing import check_enumerated
 from .methods import method_spec
 from .result import FitResult
 
-__all__ = ["fit", "SOURCE_METHODS"]
+__all__ = ["fit", "SOURCE_METHODS", "DATA_PARALLEL_METHODS"]
 
 #: the methods that read a chunk source (a memory map, a .npy path, a re-iterable of chunks) a chunk at a time
 SOURCE_METHODS = ("em", "cavi")
+#: the methods that fit the union of the ranks' shards when a torch.distributed group is active
+DATA_PARALLEL_METHODS = ("svi", "map", "em", "cavi")
 
 
 def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
@@ -46,6 +49,10 @@ def fit(model, data, method: str = "svi", guide=None, **options) -> FitResult:
     spec.check_options(options)  # every option against the method's declaration, before any work
     if guide is not None and not spec.takes_guide:
         raise TypeError(f"method {method!r} takes no guide (got {guide!r}); the methods that do: svi, map")
+    if distributed.active() and method not in DATA_PARALLEL_METHODS:
+        raise ValueError(f"method {method!r} runs in one process; in a torch.distributed group (world size "
+                         f"{distributed.world_size()}) the methods that fit the union of the ranks' shards are "
+                         f"{', '.join(DATA_PARALLEL_METHODS)}")
     model = as_model(model)
     if is_source(data):
         if method not in SOURCE_METHODS:

@@ -47,3 +47,19 @@ def fit_all(X, K, max_iter, shard_rows=None, paths=None, chunk_rows=None):
         out["kmeans-labels"] = km.labels_
         out["gmm-labels"] = GaussianMixture(K, max_iter=max_iter, tol=0, random_state=0).fit_predict(data)
     return out
+
+
+def cli_and_refusals(argv, X):
+    """``zoo fit-em`` under the group (every rank runs the same command), and the refusal of a method that
+    runs in one process."""
+    import inference
+    import zoo
+    from apps.cli import main
+
+    code = main(list(argv))
+    try:
+        inference.fit(zoo.create_model("gmm", n_components=2), X[:50], method="nuts", num_samples=5, num_warmup=5)
+        refusal = None
+    except ValueError as exc:
+        refusal = str(exc)
+    return {"rank": distributed.rank(), "code": code, "refusal": refusal}

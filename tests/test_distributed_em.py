@@ -32,6 +32,19 @@ def runs(tmp_path_factory):
     return ranks, single
 
 
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """``zoo fit-em`` on one .npy file on two ranks: each reads its contiguous share of the rows."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(scale=6.0, size=(K, D))[rng.integers(K, size=N + 1)] + rng.normal(size=(N + 1, D))
+    tmp = tmp_path_factory.mktemp("dist-cli")
+    np.save(tmp / "x.npy", X)
+    argv = ["fit-em", "--data", str(tmp / "x.npy"), "--K", str(K), "--max-iter", "20", "--tol", "0",
+            "--chunk-rows", "300", "--out", str(tmp / "fit"), "--no-progress"]
+    ranks = run_ranks("dist_em_jobs:cli_and_refusals", 2, tmp, timeout=300, argv=argv, X=X)
+    return X, tmp, ranks
+
+
 NAMES = [f"gmm-{c}" for c in COV_TYPES] + [f"bgmm-{c}" for c in COV_TYPES] + ["kmeans"]
 
 
@@ -58,3 +71,26 @@ def test_shard_labels_are_the_single_process_labels(runs, variant):
         assert len(ranks[0][variant][key]) == SHARDS[0] and len(ranks[1][variant][key]) == SHARDS[1]
         both = np.concatenate([ranks[0][variant][key], ranks[1][variant][key]])
         np.testing.assert_array_equal(both, single[key])
+
+
+def test_cli_fit_em_under_two_ranks_writes_once_the_fit_of_all_rows(cli_run):
+    import json
+
+    from zoo.mixture import GaussianMixture
+
+    X, tmp, ranks = cli_run
+    assert [r["code"] for r in ranks] == [0, 0]
+    summary = json.loads((tmp / "fit" / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["n_rows"] == N + 1
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith("fit")) == ["fit"]  # one output, rank 0's
+    est = GaussianMixture(K, max_iter=20, tol=0, random_state=0).fit(X)
+    params = np.load(tmp / "fit" / "params.npz")
+    for name in ("weights_", "means_", "covariances_"):
+        ref = getattr(est, name)
+        assert np.max(np.abs(params[name] - ref)) / np.max(np.abs(ref)) <= 1e-10, name
+
+
+def test_single_process_methods_are_refused_in_a_group(cli_run):
+    _, _, ranks = cli_run
+    for r in ranks:
+        assert r["refusal"] is not None and "'nuts' runs in one process" in r["refusal"]
