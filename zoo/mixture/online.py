@@ -48,7 +48,8 @@ scaled to ``size`` rows; that is step 0 (``rho = 1``). ``partial_fit`` after ``f
 from the fitted model the same way, with its chunk as the reference block and the first update.
 A later ``fit`` starts afresh and ends the stream (the state lives in the parameters it replaces).
 The data shift (the centring of :class:`~zoo.mixture.BaseGaussianMixture`) is the first chunk's
-mean (or the fit's) and stays fixed.
+mean (or the fit's) and stays fixed. A :class:`~zoo.mixture.GaussianMixture` ``temperature`` applies
+to every E-step; an ``annealing`` schedule is read with the number of updates so far.
 
 Reported after each call: ``n_iter_`` (calls since the stream started), ``n_samples_seen_``,
 ``step_size_`` (the ``rho`` of the last update; 1 after the starting call), ``converged_`` (False:
