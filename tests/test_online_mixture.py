@@ -330,6 +330,21 @@ def test_float32_and_tensor_chunks():
     assert est.score(X) == pytest.approx(GaussianMixture(K, random_state=0).fit(X).score(X), abs=0.05)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [GaussianMixture, BayesianGaussianMixture])
+def test_a_stream_on_cuda_matches_the_cpu(cls):
+    X = draw(6000, 25)
+    kw = dict(random_state=0, init_params="random_from_data", tol=0, max_iter=30)  # the same start on both
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cpu = stream(cls(K, **kw), X, [2000, 1500, 2500])
+        gpu = stream(cls(K, device="cuda", **kw), X, [2000, 1500, 2500])
+    assert gpu._fit_device.type == "cuda"
+    for name in ("weights_", "means_", "covariances_"):
+        np.testing.assert_allclose(getattr(gpu, name), getattr(cpu, name), rtol=1e-8, atol=1e-8, err_msg=name)
+
+
 # ------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("make", [lambda: GaussianMixture(K, random_state=0),
                                   lambda: BayesianGaussianMixture(n_components=K, random_state=0)],
