@@ -8,7 +8,8 @@ component index enumerated out, over :class:`EnumeratedMixture`: :class:`Gaussia
 (registered as ``gmm``) and :class:`BayesianGMM` (``bayesian_gmm``). All of them evaluate
 Gaussians through the kernels of :mod:`._gaussian`, one function per step and covariance type.
 :mod:`.concentration` chooses the weight concentration of :class:`BayesianGaussianMixture` by its
-full ELBO (seed 002's full-Bayes step).
+full ELBO (seed 002's full-Bayes step). :mod:`.online` is the estimators' ``partial_fit``: online EM
+and stochastic variational inference for data seen once.
 """
 from .._estimator import expected_failed_checks
 from .bayesian_gmm import BayesianGMM, BayesianGMMGuide, Wishart, bayesian_gmm, stick_breaking

@@ -17,6 +17,7 @@ import torch
 
 from . import _gaussian as kernels
 from . import gauss_wishart as gw
+from . import online
 from .gaussian_mixture import BaseGaussianMixture
 
 __all__ = ["BayesianGaussianMixture"]
@@ -55,6 +56,14 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         Family of the ``diag`` precisions (see :mod:`zoo.mixture.gauss_wishart`): scikit-learn's
         diagonal-scale Wishart, or independent per-dimension Gammas.
     device, dtype, chunk_size, progress_bar : as :class:`~zoo.mixture.GaussianMixture`.
+    learning_decay, learning_offset : float, default=0.7, 10.0
+        :meth:`partial_fit`'s step sizes ``rho_t = (t + learning_offset) ** (-learning_decay)``, as
+        :class:`~zoo.mixture.GaussianMixture` (decay in (0.5, 1], offset >= 0).
+    total_samples : float > 0, default=1e6
+        The size ``N`` of the data set :meth:`partial_fit` infers from: a chunk of ``m`` rows
+        stands for ``N / m`` copies of itself in the natural-gradient step (scikit-learn's
+        ``LatentDirichletAllocation`` name and default). Set it to the length of the stream,
+        or a posterior of the wrong certainty results; read when the stream starts.
 
     Attributes
     ----------
@@ -71,16 +80,30 @@ class BayesianGaussianMixture(BaseGaussianMixture):
     lower_bound_, lower_bounds_ : scikit-learn's bound (constants dropped) of the kept run.
     elbo_, elbos_ : the full ELBO (every constant) after each iteration of the kept run.
     converged_, n_iter_, n_features_in_ :
+    n_samples_seen_, step_size_ : after :meth:`partial_fit`, as :class:`~zoo.mixture.GaussianMixture`.
+
+    Notes
+    -----
+    Streaming: :meth:`partial_fit` is stochastic variational inference (Hoffman, Blei, Wang &
+    Paisley 2013): the local step is the E-step under the current ``q``, the global step the
+    convex combination ``lambda <- (1 - rho) lambda + rho lambda_hat`` of the natural parameters
+    of ``q(pi) q(mu, Lambda)``, with ``lambda_hat`` the CAVI update if all ``total_samples`` rows
+    looked like the chunk (:mod:`zoo.mixture.online`). The first call runs CAVI on its chunk (the
+    prior's data-dependent defaults come from that chunk) and rescales the result to
+    ``total_samples`` rows. After it, ``n_iter_`` counts the calls, ``converged_`` is False, and
+    ``lower_bound_`` and ``elbo_`` (with ``lower_bounds_`` and ``elbos_``, one per call) are a
+    minibatch estimate of the full ELBO of ``q`` on ``total_samples`` rows.
     """
 
-    _parameter_constraints: dict = {**BaseGaussianMixture._parameter_constraints, **gw.PRIOR_PARAMETER_CONSTRAINTS}
+    _parameter_constraints: dict = {**BaseGaussianMixture._parameter_constraints, **gw.PRIOR_PARAMETER_CONSTRAINTS,
+                                    **online.SVI_PARAMETER_CONSTRAINTS}
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
                  init_params="kmeans", weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, diag_family="wishart", random_state=None,
                  warm_start=False, device=None, dtype=None, chunk_size=None, verbose=0, verbose_interval=10,
-                 progress_bar=False):
+                 progress_bar=False, learning_decay=0.7, learning_offset=10.0, total_samples=1e6):
         self._store_hyperparameters(locals())
 
     # ------------------------------------------------------------ checks
@@ -223,3 +246,28 @@ class BayesianGaussianMixture(BaseGaussianMixture):
         p = self._params
         q = {k: p[k] for k in ("beta", "means", "nu", "psi")}
         return float(gw.elbo(neg_entropy, nk, xk, sk, p["conc"], q, self._prior_c, logdet_psi=p["logdet_psi"]))
+
+    # ------------------------------------------------------------ streaming
+    def partial_fit(self, X, y=None):
+        """Stochastic variational inference on one chunk of a stream (:mod:`zoo.mixture.online`).
+
+        The first call on an unfitted estimator is :meth:`fit` on ``X`` (initialisation, the
+        prior's defaults and the data shift come from it), its statistics rescaled to
+        ``total_samples`` rows; each later call cuts ``X`` into blocks of at most the first
+        chunk's size and, per block, computes the responsibilities under the current ``q`` and
+        takes the step ``lambda <- (1 - rho) lambda + rho lambda_hat`` on the natural parameters.
+        After :meth:`fit`, it continues from the fitted ``q``.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Any number of rows. The first chunk's fit picks the optimum the stream then stays
+            near (later steps refine it, they do not split merged components): give it enough
+            rows per component, and ``n_init > 1`` where one start can go wrong.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        return online.svi_update(self, X)
