@@ -141,7 +141,11 @@ def run_child(args, mode, threads, processes=1, rows=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     if processes > 1:
-        port = 29500 + (os.getpid() % 500)
+        import socket
+
+        with socket.socket() as sock:  # a free port on the loopback address
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}",
                "--master-addr=127.0.0.1", f"--master-port={port}"] + cmd[1:]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=7200)
