@@ -383,3 +383,17 @@ def test_concentration_maximises_the_full_elbo(prior):
             elbo_at_concentration(X, math.exp(la), K, weight_concentration_prior_type=prior))
         assert abs((up - down) / (2 * h) - grad) <= 1e-6 * max(1.0, abs(grad)) + 1e-6, (la, (up - down) / (2 * h), grad)
     assert abs(elbo_concentration_gradient(best.model)) < 0.05  # stationary at the maximiser, to the search's tolerance
+
+
+def test_spherical_covariance_prior_accepts_a_number():
+    """scikit-learn takes a float as the spherical covariance prior; so does the Gauss-Wishart prior."""
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    kw = dict(covariance_type="spherical", random_state=0, max_iter=5, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = BayesianGaussianMixture(2, covariance_prior=2.0, **kw).fit(X)
+        b = BayesianGaussianMixture(2, covariance_prior=np.float64(2.0), **kw).fit(X)
+        c = BayesianGaussianMixture(2, covariance_prior=3.0, **kw).fit(X)
+    assert float(a._prior.covariance) == 2.0 and a.lower_bound_ == b.lower_bound_ != c.lower_bound_
+    with pytest.raises(ValueError, match="covariance_prior"):
+        BayesianGaussianMixture(2, covariance_prior=float("nan"), **kw).fit(X)

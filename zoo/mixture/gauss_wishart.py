@@ -117,6 +117,12 @@ def _as_f64(value, name, device):
     """A user-given array as a finite float64 tensor (scikit-learn's ``check_array`` messages)."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
+    if np.ndim(value) == 0:  # a number (the spherical covariance prior): check_array takes arrays only
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number or an array, got {type(value).__name__}")
+        if not np.isfinite(value):
+            raise ValueError(f"Input {name} contains NaN or infinity.")
+        return torch.tensor(float(value), dtype=torch.float64, device=device)
     arr = check_array(value, dtype=np.float64, ensure_2d=False, input_name=name)
     return torch.as_tensor(arr, device=device)
 
