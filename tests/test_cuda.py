@@ -71,3 +71,17 @@ def test_gan_resume_on_cuda_is_bit_identical(tmp_path):
                             **kw)
     assert resumed.losses == full.losses and resumed.discriminator_losses == full.discriminator_losses
     assert torch.equal(resumed.samples["x"], full.samples["x"])
+
+
+def test_streamed_and_in_memory_fits_agree_on_cuda(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(scale=6.0, size=(3, 4))[rng.integers(3, size=3000)] + rng.normal(size=(3000, 4))
+    np.save(tmp_path / "x.npy", X)
+    for est in (zoo.GaussianMixture, zoo.BayesianGaussianMixture):
+        ref = est(3, max_iter=10, tol=0, random_state=0, device="cuda").fit(torch.as_tensor(X).cuda())
+        src = est(3, max_iter=10, tol=0, random_state=0, device="cuda").fit(str(tmp_path / "x.npy"))
+        assert np.max(np.abs(src.means_ - ref.means_)) <= 1e-10 * np.max(np.abs(ref.means_))
+    km = zoo.KMeans(3, random_state=0, device="cuda").fit(str(tmp_path / "x.npy"))
+    assert np.allclose(km.cluster_centers_, zoo.KMeans(3, random_state=0).fit(X).cluster_centers_, rtol=1e-10)

@@ -287,10 +287,16 @@ default='k-means++'
 
         Parameters
         ----------
-        X : array-like or tensor of shape (n_samples, n_features)
+        X : array-like or tensor of shape (n_samples, n_features), or a chunk source
+            A source (a memory-mapped array, a ``.npy`` path, a re-iterable of chunks: see
+            :mod:`zoo.sources`) is read a chunk at a time, one pass per iteration; the initial centres
+            come from a uniform sample of at most 100 000 rows (every row when there are no more, which
+            gives the in-memory fit's centres). With a ``torch.distributed`` group active, ``X`` is this
+            rank's shard: the fit is of all ranks' rows, ``labels_`` are this rank's.
         y : ignored
         sample_weight : array-like or tensor of shape (n_samples,), default=None
-            Weights of the samples (None: all 1). Not used by an explicit or callable ``init``.
+            Weights of the samples (None: all 1). Not used by an explicit or callable ``init``; not
+            taken with a source or in a data-parallel run.
 
         Returns
         -------
