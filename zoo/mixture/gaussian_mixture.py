@@ -233,7 +233,7 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
         params = None
         if distributed.is_main():  # rank 0 draws the initialisation from the sample of all ranks' rows
             with distributed.local():
-                Zs = kernels.design(self._init_sample, self._kind, self._shift)
+                Zs = kernels.design(self._init_sample.to(self._fit_device), self._kind, self._shift)
                 resp = self._initial_resp(Zs, random_state)
                 if resp is not None and self._init_counts_absolute and data.n > Zs.shape[0]:
                     resp = resp * (data.n / Zs.shape[0])

@@ -389,7 +389,7 @@ default='k-means++'
             centers = None
             if distributed.is_main():
                 with distributed.local():
-                    Zs = kernels.design(init_sample, "spherical", self._shift)
+                    Zs = kernels.design(init_sample.to(self._fit_device), "spherical", self._shift)
                     centers = self._init_centers(Zs, init, random_state, None, isinstance(init_sample, torch.Tensor))
             centers = distributed.broadcast_object(centers).to(self._fit_device)
             if self.verbose and distributed.is_main():
