@@ -16,7 +16,7 @@ def test_every_hook_is_documented_and_asked_with_provides():
     for hook in HOOKS:
         assert f"``{hook}(" in zoo.base.__doc__, hook
     expected = {
-        "gmm": {"em_update", "component_log_prob"},
+        "gmm": {"em_update", "em_fit", "component_log_prob"},
         "bayesian_gmm": {"cavi_fit", "component_log_prob", "log_prior"},
         "glgae": {"coordinate_fit"},
         "normal_normal": {"exact_posterior", "log_evidence"},
