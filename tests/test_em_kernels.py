@@ -153,17 +153,6 @@ def test_responsibilities_from_bits_equal_those_from_nats(temperature):
         assert torch.allclose(a.sum(0), torch.ones(50, dtype=torch.float64))
 
 
-def test_large_cpu_buffers_come_from_numpy_and_behave_as_tensors():
-    big = K.empty((1024, 1024), torch.float64, "cpu")
-    small = K.empty((4, 4), torch.float64, "cpu")
-    assert big.shape == (1024, 1024) and big.dtype == torch.float64 and big.is_contiguous()
-    assert small.shape == (4, 4)
-    big.fill_(2.0)
-    assert float(big.sum()) == 2.0 * 1024 * 1024
-    half = K.empty((2048, 2048), torch.float16, "cpu")  # no NumPy twin needed: a plain tensor
-    assert half.dtype == torch.float16
-
-
 def test_chunk_rows_cover_each_kind():
     for kind in KINDS:
         rows = K.chunk_rows(kind, 32, 32)

@@ -40,13 +40,12 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 import torch
 
 from ._base import LOG2E, exp_floor, tempered_responsibilities
 
 __all__ = [
-    "COVARIANCE_TYPES", "empty", "design", "design_x", "components_first", "chunk_rows", "Workspace",
+    "COVARIANCE_TYPES", "design", "design_x", "components_first", "chunk_rows", "Workspace",
     "precision_cholesky_from_tril", "precision_cholesky_from_precision", "compute_precision_cholesky",
     "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
     "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
@@ -65,20 +64,6 @@ _FULL_BLOCK = 1 << 20  # elements of the (P (P + 1) / 2, chunk) packed design of
 _SMALL_BLOCK = 1 << 17  # elements of the (K, chunk) blocks of the other cases (about a core's L2)
 
 
-_NUMPY_ALLOC = 1 << 22  # bytes: from this size CPU buffers are allocated through NumPy
-
-
-def empty(shape, dtype: torch.dtype, device) -> torch.Tensor:
-    """``torch.empty``, except that large float CPU buffers are allocated through NumPy, whose
-    allocator asks the kernel for transparent huge pages: a fresh buffer is written without a
-    page fault every 4 kB (filling a new 50 MB design takes a third of the time)."""
-    device = torch.device(device)
-    np_dtype = {torch.float64: np.float64, torch.float32: np.float32}.get(dtype)
-    if device.type == "cpu" and np_dtype is not None and math.prod(shape) * dtype.itemsize >= _NUMPY_ALLOC:
-        return torch.from_numpy(np.empty(shape, dtype=np_dtype))
-    return torch.empty(shape, dtype=dtype, device=device)
-
-
 # ----------------------------------------------------------------- designs
 def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample design rows ``(n, P)`` of ``X - shift`` for ``X`` (n, D) (see the module doc).
@@ -87,7 +72,7 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
     """
     n, d = X.shape
     p = {"full": d + 1, "tied": d + 1, "diag": 2 * d + 1}.get(kind, d + 2)
-    Z = empty((n, p), X.dtype, X.device)
+    Z = X.new_empty((n, p))
     xc = design_x(Z, kind, d)
     if shift is None:
         xc.copy_(X)
@@ -221,7 +206,7 @@ class Workspace:
         numel = math.prod(shape)
         buf = self._bufs.get(name)
         if buf is None or buf.numel() < numel or buf.dtype != like.dtype or buf.device != like.device:
-            buf = empty((numel,), like.dtype, like.device)
+            buf = torch.empty(numel, dtype=like.dtype, device=like.device)
             self._bufs[name] = buf
         return buf[:numel].view(shape)
 
