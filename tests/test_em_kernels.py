@@ -112,6 +112,9 @@ def test_statistics_match_their_definition(kind):
     stats = K.finish_stats(acc, kind, 3)
     if kind == "full":
         want = torch.einsum("kn,ni,nj->kij", R, Z, Z)
+    elif kind == "diag":  # design [x, 1], statistics of [x*x, x, 1]
+        assert Z.shape[1] == 5 and stats.shape == (3, 9)
+        want = R @ torch.cat([Z[:, :4] ** 2, Z], 1)
     else:
         want = R @ Z
     torch.testing.assert_close(stats, want, rtol=1e-12, atol=1e-10)
@@ -130,6 +133,8 @@ def test_em_chunk_matches_the_unfused_step(kind, temperature, dtype):
         norm_ref = temperature * torch.logsumexp(ref / temperature, 0)
         R = torch.softmax(ref / temperature, 0)
     Z64 = Z.to(torch.float64)
+    if kind == "diag":
+        Z64 = torch.cat([Z64[:, :-1] ** 2, Z64], 1)
     stats_ref = torch.einsum("kn,ni,nj->kij", R, Z64, Z64) if kind == "full" else R @ Z64
     ws = K.Workspace()
     acc = K.new_stats(kind, 4, Z.shape[1], Z.device)

@@ -3,23 +3,29 @@
 After scikit-learn's ``sklearn/mixture/_gaussian_mixture.py``, written so that everything is a
 few large matrix products per row chunk:
 
-* **Design.** The data are centred once and turned into per-sample rows ``z_n`` that are linear
-  in everything the model needs (:func:`design`): ``[x, 1]`` for full/tied, ``[x*x, x, 1]`` for
-  diag, ``[|x|^2, x, 1]`` for spherical and k-means.
+* **Design.** The data are centred once and turned into per-sample rows ``z_n``
+  (:func:`design`): ``[x, 1]`` for full/tied/diag, ``[|x|^2, x, 1]`` for spherical and k-means.
+  Per row chunk the kernels form what the scores and statistics are linear in
+  (:func:`chunk_products`): for diag ``[x*x, x, 1]`` (:func:`expanded_design`), for full the
+  ``(D+1)(D+2)/2`` distinct products ``z_i z_j`` (:func:`packed_design`), for the others ``z``.
 * **E-step coefficients** (:func:`coefficients`) from the means, the precision Cholesky factor
   ``U`` and a per-component constant ``c_k``, such that the scores
   ``s_nk = c_k - (x_n - mu_k)^T U_k U_k^T (x_n - mu_k) / 2`` are one product
-  (:func:`log_prob_scores`): ``A^T z`` for diag/spherical (the ``|x|^2 - 2 x.mu + |mu|^2``
-  expansion with the precisions folded in); for full one GEMM
+  (:func:`log_prob_scores`) with the chunk's products: for diag/spherical the
+  ``|x|^2 - 2 x.mu + |mu|^2`` expansion with the precisions folded in, for full the same
+  expansion of the quadratic form on the packed products (half the multiply-adds of
+  ``(x - mu_k) U_k`` for every component, and no (n, K D) block), kept where it is accurate
+  (:func:`packed_scores_accurate`; otherwise, and for float32, one GEMM
   ``[x, 1] @ [[U_1 ... U_K], [-mu_1 U_1 ... -mu_K U_K]]`` gives ``(x - mu_k) U_k`` for every
-  component at once and the Mahalanobis term is its squared norm per ``D``-block; for tied a
+  component at once and the Mahalanobis term is its squared norm per ``D``-block); for tied a
   whitening product. With ``c_k = log pi_k + log|U_k| - D/2 log 2pi`` (:func:`log_gaussian_const`)
   the scores are ``log pi_k + log N(x_n | mu_k, (U_k U_k^T)^-1)``; CAVI passes its own constants.
   The coefficients are batched over leading sample dimensions (not tied).
-* **Sufficient statistics** ``sum_n r_nk z_n z_n^T`` (full: one GEMM ``Z^T (R ⊙ Z)`` over the
-  stacked components) or ``R^T Z`` (the other types), accumulated over row chunks in float64
-  (:func:`accumulate_stats`, :func:`sufficient_statistics`), and the moments they give
-  (:func:`estimate_moments`).
+* **Sufficient statistics** ``R @ products.T`` per chunk -- for full the distinct entries of
+  ``sum_n r_nk z_n z_n^T`` -- accumulated over row chunks in float64 (:func:`accumulate_stats`,
+  :func:`sufficient_statistics`; :func:`finish_stats` unpacks them), and the moments they give
+  (:func:`estimate_moments`). :func:`em_chunk` fuses scores, responsibilities and statistics
+  per chunk.
 * **Maximum-likelihood M-step** (:func:`estimate_gaussian_parameters`) and the precision
   Cholesky factor with jitter where a covariance is not positive definite
   (:func:`compute_precision_cholesky`).
@@ -33,7 +39,7 @@ Users: :class:`~zoo.mixture.GaussianMixture` and :class:`~zoo.mixture.BayesianGa
 Shapes: ``U`` is upper triangular with precision ``U U^T`` (scikit-learn's
 ``precisions_cholesky_``): (..., K, D, D) full, (D, D) tied, (..., K, D) diag (``1/sigma``),
 (..., K) spherical. Scores and responsibilities of a chunk are laid out (K, n) -- components
-first -- except for full, (n, K) (:func:`components_first`).
+first (:func:`components_first`).
 """
 from __future__ import annotations
 
@@ -49,7 +55,8 @@ __all__ = [
     "precision_cholesky_from_tril", "precision_cholesky_from_precision", "compute_precision_cholesky",
     "log_det_cholesky", "log_gaussian_const", "spherical_coef", "coefficients", "log_prob_scores",
     "weighted_log_prob", "spherical_scores", "sq_distances", "new_stats", "accumulate_stats", "finish_stats",
-    "packed_size", "packed_design", "packed_scores_accurate", "packed_coefficients",
+    "packed_size", "packed_design", "packed_scores_accurate", "packed_coefficients", "expanded_design",
+    "chunk_products", "stats_width",
     "sufficient_statistics", "em_chunk", "estimate_moments", "add_reg_covar", "estimate_gaussian_parameters",
     "expected_scores", "component_log_prob",
 ]
@@ -71,7 +78,7 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
     Written in place into one ``(n, P)`` allocation (no ``(n, D)`` temporaries).
     """
     n, d = X.shape
-    p = {"full": d + 1, "tied": d + 1, "diag": 2 * d + 1}.get(kind, d + 2)
+    p = d + 1 if kind in ("full", "tied", "diag") else d + 2
     Z = X.new_empty((n, p))
     xc = design_x(Z, kind, d)
     if shift is None:
@@ -79,9 +86,7 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
     else:
         torch.sub(X, shift.to(X.dtype), out=xc)
     Z[:, -1] = 1.0
-    if kind == "diag":
-        torch.mul(xc, xc, out=Z[:, :d])
-    elif kind not in ("full", "tied"):  # spherical and k-means: |x|^2 in column 0
+    if kind not in ("full", "tied", "diag"):  # spherical and k-means: |x|^2 in column 0
         step = max(1, (1 << 20) // d)
         for s in range(0, n, step):
             x = xc[s : s + step]
@@ -91,11 +96,40 @@ def design(X: torch.Tensor, kind: str, shift: torch.Tensor | None = None) -> tor
 
 def design_x(Z: torch.Tensor, kind: str, d: int) -> torch.Tensor:
     """The centred data ``(n, D)`` inside a design (a view)."""
-    if kind in ("full", "tied"):
+    if kind in ("full", "tied", "diag"):
         return Z[:, :d]
-    if kind == "diag":
-        return Z[:, d : 2 * d]
     return Z[:, 1 : d + 1]
+
+
+def expanded_design(z: torch.Tensor, ws: Workspace | None = None) -> torch.Tensor:
+    """``(n, 2D+1)`` rows ``[x*x, x, 1]`` of diag design rows ``z = [x, 1]`` (n, D+1): what the
+    diag scores and statistics are linear in, formed per chunk (in cache) rather than stored
+    (half the design's memory, and a design that is recycled, not freshly page-faulted)."""
+    n, p = z.shape
+    d = p - 1
+    e = ws.get("expanded", (n, 2 * d + 1), z) if ws is not None else z.new_empty((n, 2 * d + 1))
+    e[:, d:].copy_(z)
+    torch.mul(z[:, :d], z[:, :d], out=e[:, :d])
+    return e
+
+
+def chunk_products(z: torch.Tensor, kind: str, ws: Workspace | None = None) -> torch.Tensor:
+    """``(Q, n)``: the per-sample quantities that a chunk's scores (``A @ products`` for
+    coefficients ``A`` (K, Q)) and statistics (``R @ products.T``) are linear in: full the
+    :func:`packed_design`, diag the :func:`expanded_design` (a transposed view), the other kinds
+    the design rows themselves (transposed)."""
+    if kind == "full":
+        return packed_design(z, ws)
+    if kind == "diag":
+        return expanded_design(z, ws).T
+    return z.T
+
+
+def stats_width(kind: str, p: int) -> int:
+    """Columns of a component's statistics for design rows of ``p`` columns: full the
+    ``p (p + 1) / 2`` distinct entries of ``z z^T``, diag ``2 p - 1`` (``[x*x, x, 1]``), the
+    other kinds ``p``."""
+    return packed_size(p) if kind == "full" else 2 * p - 1 if kind == "diag" else p
 
 
 # ------------------------------------------------ packed symmetric products
@@ -391,23 +425,26 @@ def packed_coefficients(W: torch.Tensor, const: torch.Tensor) -> torch.Tensor:
 
 
 def log_prob_scores(z: torch.Tensor, coef: dict, kind: str, ws: Workspace | None = None, *,
-                    packed: torch.Tensor | None = None) -> torch.Tensor:
+                    products: torch.Tensor | None = None, scratch: bool = False) -> torch.Tensor:
     """The scores of design rows ``z`` (n, P) for :func:`coefficients` ``coef``: (..., K, n) when
     :func:`components_first` (a transposed view for the exact full route), else (..., n, K).
 
-    ``ws`` holds the full case's scratch; ``packed`` is the :func:`packed_design` of ``z``
-    when the caller has it."""
-    if kind in ("diag", "spherical"):
-        return coef["At"] @ z.mT
+    ``ws`` holds the chunk's scratch; ``products`` is :func:`chunk_products` of ``z`` when the
+    caller has it. With ``scratch`` (and ``ws``) the scores of one plain product (diag,
+    spherical, packed full) are written into ``ws`` (valid until its next use): a fresh
+    megabyte-sized block per chunk costs more in page faults than the product."""
     if kind == "tied":
         d = coef["Ut"].shape[-1]
         y = coef["Ut"] @ z[:, :d].T  # whitened data (D, n)
         out = torch.addmm(coef["const"][:, None], coef["M"], y)
         return out.sub_(0.5 * (y * y).sum(0))
-    if "Bt" in coef:
-        if packed is None:
-            packed = packed_design(z, ws)
-        return coef["Bt"] @ packed
+    A = coef.get("Bt") if kind == "full" else coef["At"]
+    if A is not None:  # one plain product
+        if products is None:
+            products = chunk_products(z, kind, ws)
+        if scratch and ws is not None and A.dim() == 2:
+            return torch.mm(A, products, out=ws.get("scores", (A.shape[0], z.shape[0]), z))
+        return A @ products
     W, const = coef["W"], coef["const"]
     k = const.shape[-1]
     d = W.shape[-1] // k
@@ -421,10 +458,11 @@ def log_prob_scores(z: torch.Tensor, coef: dict, kind: str, ws: Workspace | None
 
 
 def weighted_log_prob(z: torch.Tensor, coef: dict, kind: str, ws: Workspace | None = None) -> torch.Tensor:
-    """The scores as contiguous (..., n, K), whatever the layout of the kind: the callers reduce
-    along K (arg-max, log-sum-exp), which is several times faster over contiguous rows than
-    over a transposed view, more than paying for the copy."""
-    s = log_prob_scores(z, coef, kind, ws)
+    """The scores as a new contiguous (..., n, K), whatever the layout of the kind: the callers
+    reduce along K (arg-max, log-sum-exp), which is several times faster over contiguous rows
+    than over a transposed view, more than paying for the copy (the (K, n) product itself goes
+    to ``ws``'s scratch)."""
+    s = log_prob_scores(z, coef, kind, ws, scratch=True)
     return (s.mT if components_first(kind) else s).contiguous()
 
 
@@ -441,27 +479,23 @@ def sq_distances(Z: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------- statistics
 def new_stats(kind: str, k: int, p: int, device) -> torch.Tensor:
-    """A zero accumulator (float64): (K, P (P + 1) / 2) full (the distinct entries of each
-    ``sum_n r_nk z_n z_n^T``, see :func:`packed_design`), (K, P) the other types."""
-    return torch.zeros((k, packed_size(p) if kind == "full" else p), dtype=STAT, device=device)
+    """A zero accumulator (float64) for design rows of ``p`` columns: (K, :func:`stats_width`),
+    for full the distinct entries of each ``sum_n r_nk z_n z_n^T`` (see :func:`packed_design`)."""
+    return torch.zeros((k, stats_width(kind, p)), dtype=STAT, device=device)
 
 
 def accumulate_stats(acc: torch.Tensor, z: torch.Tensor, resp: torch.Tensor, kind: str,
-                     ws: Workspace | None = None, *, packed: torch.Tensor | None = None) -> None:
-    """Add a chunk's statistics ``R z``-style with ``resp`` (K, n) (laid out as
-    :func:`components_first`): full ``sum_n r_nk z_n z_n^T`` as one product ``R @ packed.T``
-    with the :func:`packed_design` of ``z`` (``packed``, when the caller has it), the other
-    types ``R z``."""
-    if kind == "full":
-        if packed is None:
-            packed = packed_design(z, ws)
-        right = packed.T
-    else:
-        right = z
+                     ws: Workspace | None = None, *, products: torch.Tensor | None = None) -> None:
+    """Add a chunk's statistics with ``resp`` (K, n) (laid out as :func:`components_first`): one
+    product ``R @ products.T`` with the :func:`chunk_products` of ``z`` (``products``, when the
+    caller has it): full ``sum_n r_nk z_n z_n^T`` (its distinct entries), diag
+    ``sum_n r_nk [x*x, x, 1]``, the other kinds ``R z``."""
+    if products is None:
+        products = chunk_products(z, kind, ws)
     if acc.dtype == z.dtype:
-        acc.addmm_(resp, right)
+        acc.addmm_(resp, products.T)
     else:  # float32 data: products per chunk, sums in float64
-        acc += torch.mm(resp, right).to(STAT)
+        acc += torch.mm(resp, products.T).to(STAT)
 
 
 def finish_stats(acc: torch.Tensor, kind: str, k: int) -> torch.Tensor:
@@ -483,18 +517,17 @@ def em_chunk(acc: torch.Tensor, z: torch.Tensor, coef: dict, kind: str, temperat
     Where the scores are one plain product (diag, spherical, full on the packed design) they
     are computed in bits with ``coef["bits"]`` into reused scratch, so that the responsibilities
     need no scaling pass before their (base-2) exponentials."""
-    packed = packed_design(z, ws) if kind == "full" else None
+    products = chunk_products(z, kind, ws) if kind != "tied" else None
     A = coef.get("bits")
     if A is not None:
-        right = packed if packed is not None else z.T
         if ws is not None:
-            resp = torch.mm(A, right, out=ws.get("scores", (A.shape[0], z.shape[0]), z))
+            resp = torch.mm(A, products, out=ws.get("scores", (A.shape[0], z.shape[0]), z))
         else:
-            resp = A @ right
+            resp = A @ products
     else:
-        resp = log_prob_scores(z, coef, kind, ws, packed=packed)
+        resp = log_prob_scores(z, coef, kind, ws, products=products)
     norm = tempered_responsibilities(resp, temperature, dim=0, bits=A is not None)
-    accumulate_stats(acc, z, resp, kind, ws, packed=packed)
+    accumulate_stats(acc, z, resp, kind, ws, products=products)
     return norm.sum(dtype=STAT)
 
 
