@@ -163,5 +163,22 @@ def test_chunk_rows_cover_each_kind():
         rows = K.chunk_rows(kind, 32, 32)
         assert rows >= 256
     assert K.chunk_rows("full", 32, 32) * K.packed_size(33) <= 1 << 20
-    assert math.isclose(K.chunk_rows("diag", 32, 32), (1 << 17) / 32)
+    assert math.isclose(K.chunk_rows("diag", 32, 32), (1 << 18) / 32)
     np.testing.assert_equal(K.components_first("full"), True)
+
+
+@pytest.mark.parametrize("kind", ["diag", "spherical"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_em_chunk_in_sub_blocks_matches_the_whole_chunk(kind, dtype, monkeypatch):
+    x, Z, means, U, const, coef = _problem(kind, n=1100, d=5, k=4, dtype=dtype)
+    monkeypatch.setattr(K, "_SUB_BLOCK", 1024)  # 256-row sub-blocks: 4 of them and a tail of 76 rows
+    assert K.sub_block_rows(kind, 4, "cpu") == 256 and K.sub_block_rows(kind, 4, "meta") == 0
+    assert K.sub_block_rows("full", 4, "cpu") == 0
+    acc = K.new_stats(kind, 4, Z.shape[1], Z.device)
+    total = K.em_chunk(acc, Z, coef, kind, 0.7, K.Workspace())
+    monkeypatch.setattr(K, "_SUB_BLOCK", 1 << 30)  # one block
+    ref_acc = K.new_stats(kind, 4, Z.shape[1], Z.device)
+    ref_total = K.em_chunk(ref_acc, Z, coef, kind, 0.7, K.Workspace())
+    tol = dict(rtol=1e-12, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(total, ref_total, **tol)
+    torch.testing.assert_close(acc, ref_acc, **tol)
