@@ -153,6 +153,11 @@ def exp_floor(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).tiny) + 8.0
 
 
+#: Bits per nat: ``x`` nats are ``x * LOG2E`` bits (``exp(x) = exp2(x * LOG2E)``).
+LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
+
+
 def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Tensor | None = None):
     """Tempered E-step on a ``(n, K)`` block of ``log(pi_k p(x_n | k))``.
 
@@ -183,27 +188,32 @@ def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Ten
     return norm, out
 
 
-def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 1) -> torch.Tensor:
+def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 1, *, bits: bool = False) -> torch.Tensor:
     """Tempered E-step in place: overwrite ``wlp`` (``log(pi_k p(x_n | k))``, with
     the components along ``dim``) by the responsibilities and return the per-sample
-    normaliser ``T * logsumexp(wlp / T)`` (the max at ``T = 0``).
+    normaliser ``T * logsumexp(wlp / T)`` (the max at ``T = 0``), in nats.
+
+    With ``bits=True`` ``wlp`` holds the same log joint in bits (``log2``, i.e. the natural
+    one times :data:`LOG2E`), as fused callers produce it directly by scaling their
+    coefficients. The exponentials are taken base 2 (``exp2`` is about three times faster
+    than ``exp`` in float64, as accurate): the scores are scaled by ``LOG2E / T`` in one
+    pass (none for bits at ``T = 1``), whose rounding is that of the scores themselves.
 
     For fused E+M steps that never need the log responsibilities.
     """
     if temperature == 0.0:
         norm, idx = wlp.max(dim=dim, keepdim=True)
         wlp.zero_().scatter_(dim, idx, 1.0)
-        return norm.squeeze(dim)
-    if temperature != 1.0:
-        wlp.mul_(1.0 / temperature)
+        norm = norm.squeeze(dim)
+        return norm.mul_(LN2) if bits else norm
+    scale = (1.0 if bits else LOG2E) / temperature
+    if scale != 1.0:
+        wlp.mul_(scale)
     m = wlp.amax(dim=dim, keepdim=True)
-    wlp.sub_(m).clamp_(min=exp_floor(wlp.dtype)).exp_()
+    wlp.sub_(m).clamp_(min=exp_floor(wlp.dtype) * LOG2E).exp2_()
     total = wlp.sum(dim=dim, keepdim=True)
     wlp.mul_(total.reciprocal())  # one division per sample, not per entry
-    norm = total.log_().add_(m).squeeze(dim)
-    if temperature != 1.0:
-        norm.mul_(temperature)
-    return norm
+    return total.log2_().add_(m).squeeze(dim).mul_(temperature * LN2)
 
 
 class EMBase(TorchEstimatorMixin):
