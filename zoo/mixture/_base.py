@@ -188,7 +188,8 @@ def tempered_log_normalize(wlp: torch.Tensor, temperature: float, out: torch.Ten
     return norm, out
 
 
-def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 1, *, bits: bool = False) -> torch.Tensor:
+def tempered_responsibilities(wlp: torch.Tensor, temperature: float, dim: int = 1, *,
+                              bits: bool = False) -> torch.Tensor:
     """Tempered E-step in place: overwrite ``wlp`` (``log(pi_k p(x_n | k))``, with
     the components along ``dim``) by the responsibilities and return the per-sample
     normaliser ``T * logsumexp(wlp / T)`` (the max at ``T = 0``), in nats.
