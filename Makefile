@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/vae_step.py --no-jit
 	$(PY) benchmarks/vae_digits.py --compare-plain
 	$(PY) benchmarks/kde_vs_sklearn.py
+	$(PY) benchmarks/em_out_of_core.py  # writes a 1.3 GB .npy under runs/bench the first time
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
