@@ -9,7 +9,7 @@ same update, rank 0 draws the initialisation and broadcasts it, and only rank 0 
 
 Everything here is a no-op in a single process, so the same code runs with and without a group.
 
-    torchrun --nproc-per-node 2 -m apps.cli fit-em --data big.npy --n-components 16 --out fit.pt
+    torchrun --nproc-per-node 2 -m apps.cli fit-em --data big.npy --K 16 --out fit/
 """
 from __future__ import annotations
 
