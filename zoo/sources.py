@@ -15,7 +15,7 @@ its memory is O(chunk x K + K D^2) whatever the number of rows. An iterator (a g
 handle) is consumed by the first pass and is refused: wrap it in a class whose ``__iter__`` starts
 over.
 
-:func:`reservoir_sample` draws the uniform sample of rows that initialisations read in one pass.
+:class:`Reservoir` draws the uniform sample of rows that initialisations read in one pass.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 __all__ = ["ChunkSource", "ArraySource", "IterableSource", "as_source", "is_source", "Reservoir",
-           "reservoir_sample", "open_npy", "DEFAULT_CHUNK_ROWS"]
+           "open_npy", "DEFAULT_CHUNK_ROWS"]
 
 #: rows per chunk read from an array or a file (a few MB at tens of features)
 DEFAULT_CHUNK_ROWS = 65536
@@ -231,15 +231,6 @@ class Reservoir:
         if self._reservoir is not None:
             return self._reservoir
         return torch.cat(self._kept) if self._kept else None
-
-
-def reservoir_sample(chunks, size: int, rng=None):
-    """``(sample, n_rows)``: a uniform sample of at most ``size`` rows of ``chunks`` (an iterable of 2-D
-    tensors) drawn in one pass by :class:`Reservoir`, and the number of rows seen."""
-    res = Reservoir(size, rng)
-    for chunk in chunks:
-        res.add(chunk)
-    return res.sample, res.seen
 
 
 def _as_tensor(chunk, i) -> torch.Tensor:

@@ -11,7 +11,6 @@ rank 0 (:func:`gather_sample`), which draws the initial parameters and broadcast
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +18,13 @@ import torch
 
 from .. import distributed
 from .._validation import check_device
-from .._estimator import resolve_dtype
+from sklearn.utils import check_random_state
+
+from .._estimator import _map_tensors, resolve_dtype
 from ..sources import DEFAULT_CHUNK_ROWS, ArraySource, Reservoir, as_source, is_source
 
-__all__ = ["DataSummary", "Rows", "summarize", "gather_sample", "open_rows", "INIT_SAMPLE_ROWS"]
+__all__ = ["DataSummary", "Rows", "summarize", "gather_sample", "open_rows", "to_device", "sample_rng",
+           "INIT_SAMPLE_ROWS"]
 
 #: rows of the uniform sample an initialisation reads (all rows when there are no more)
 INIT_SAMPLE_ROWS = 100_000
@@ -161,16 +163,11 @@ def gather_sample(sample, n_local: int, size: int, random_state):
 
 def to_device(obj, device):
     """``obj`` (a dict/list of tensors and plain values) with its tensors on ``device``."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_device(v, device) for v in obj]
-    return obj
+    return _map_tensors(obj, lambda t: t.to(device))
 
 
-def warn_on_main(message, category, stacklevel=2):
-    """A warning, from rank 0 only in a data-parallel run (every rank would say the same)."""
-    if distributed.is_main():
-        warnings.warn(message, category, stacklevel=stacklevel + 1)
+def sample_rng(random_state):
+    """A callable returning this rank's generator for the reservoir sample, seeded from
+    ``random_state`` (a draw from a copy for an int, as every ``check_random_state`` of it)."""
+    seed = check_random_state(random_state).randint(2**31 - 1)
+    return lambda: np.random.default_rng([seed, distributed.rank()])

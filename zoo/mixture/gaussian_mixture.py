@@ -40,7 +40,7 @@ from . import online
 from .._estimator import as_param, check_shape, param_is_float32, to_numpy
 from ._base import EM_PARAMETER_CONSTRAINTS, ConvergenceWarning, EMBase
 from .kmeans import KMeans, kmeans_plusplus
-from ._stream import INIT_SAMPLE_ROWS, Rows, gather_sample, open_rows, summarize, to_device
+from ._stream import INIT_SAMPLE_ROWS, Rows, gather_sample, open_rows, sample_rng, summarize, to_device
 from .. import distributed
 
 __all__ = ["BaseGaussianMixture", "GaussianMixture", "DegenerateComponentWarning", "INIT_PARAMS"]
@@ -205,8 +205,7 @@ class BaseGaussianMixture(EMBase, BaseEstimator):
     # ------------------------------------------------------------ streamed and data-parallel fits
     def _prepare_rows(self, X, warm):
         rows = open_rows(self, X, reset=not warm)
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
-        rng = lambda: np.random.default_rng([seed, distributed.rank()])  # noqa: E731  (drawn only if needed)
+        rng = sample_rng(self.random_state)  # asked for a generator only if a shard exceeds the sample
         summary, sample = summarize(rows, sample_rows=INIT_SAMPLE_ROWS, rng=rng, min_rows=self._min_fit_samples)
         self._check_parameters(summary)
         dtype, n, d = self._fit_dtype, summary.n, summary.d

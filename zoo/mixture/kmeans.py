@@ -84,6 +84,22 @@ def _assign(z: torch.Tensor, coef) -> torch.Tensor:
     return scores.max(dim=0).indices
 
 
+def _centres_from_sums(sums: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The new centres ``sums / weight`` (scikit-learn multiplies by the reciprocal). A cluster still
+    empty after relocation (every point on its centre) gets what scikit-learn's averaging loop leaves
+    there: a copy of the heaviest cluster's row as it stands when the loop reaches the empty one, its
+    mean after it, its weighted sum before it (not yet averaged). Kept for identical labels: a copy of
+    the mean at a lower index would take the tied points."""
+    new = sums * (1.0 / weight)[:, None]
+    still_empty = ~(weight > 0)
+    if bool(still_empty.any()):
+        heaviest = torch.argmax(weight)
+        order = torch.arange(weight.shape[0], device=new.device)
+        new[still_empty & (order > heaviest)] = new[heaviest].clone()
+        new[still_empty & (order < heaviest)] = sums[heaviest]
+    return new
+
+
 def _same_clustering(labels1: torch.Tensor, labels2: torch.Tensor, n_clusters: int) -> bool:
     """Whether ``labels2`` is a function of ``labels1`` (scikit-learn's ``_is_same_clustering``:
     the same partition up to a relabelling)."""
@@ -359,15 +375,14 @@ default='k-means++'
     def _fit_rows(self, X, sample_weight):
         """Lloyd's iterations over a chunk source, or over the shards of a data-parallel run: one pass
         per iteration, the per-cluster sums all-reduced; the same iterations as in memory."""
-        from ._stream import INIT_SAMPLE_ROWS, gather_sample, open_rows, summarize
+        from ._stream import INIT_SAMPLE_ROWS, gather_sample, open_rows, sample_rng, summarize
 
         if sample_weight is not None:
             raise ValueError("sample_weight is not supported when fitting a chunk source or in a data-parallel "
                              "run; pass the rows repeated, or fit an in-memory array")
         rows = open_rows(self, X, reset=True)
         k = self.n_clusters
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
-        rng = lambda: np.random.default_rng([seed, distributed.rank()])  # noqa: E731  (drawn only if needed)
+        rng = sample_rng(self.random_state)  # asked for a generator only if a shard exceeds the sample
         summary, sample = summarize(rows, sample_rows=INIT_SAMPLE_ROWS, rng=rng)
         n, d, dtype = summary.n, summary.d, self._fit_dtype
         _check_n_samples(n, k)
@@ -435,13 +450,7 @@ default='k-means++'
             empty = torch.nonzero(weight == 0).flatten()
             if empty.numel():
                 self._relocate_rows(rows, centers, coef, sums, weight, empty)
-            new = sums * (1.0 / weight)[:, None]
-            still_empty = ~(weight > 0)
-            if bool(still_empty.any()):  # as in memory (see _iteration)
-                heaviest = torch.argmax(weight)
-                order = torch.arange(k, device=new.device)
-                new[still_empty & (order > heaviest)] = new[heaviest].clone()
-                new[still_empty & (order < heaviest)] = sums[heaviest]
+            new = _centres_from_sums(sums, weight)
             strict = bool(torch.equal(new, centers))
             moved = torch.linalg.vector_norm(new - centers, dim=1)
             moved = float((moved * moved).sum())
@@ -579,18 +588,7 @@ default='k-means++'
         empty = torch.nonzero(weight == 0).flatten()
         if empty.numel():
             self._relocate(Z, w, centers, labels, sums, weight, empty)
-        new = sums * (1.0 / weight)[:, None]  # scikit-learn multiplies by the reciprocal
-        still_empty = ~(weight > 0)
-        if bool(still_empty.any()):
-            # nothing was relocated (every point on its centre). scikit-learn's averaging loop
-            # copies the heaviest cluster's row as it stands when it reaches an empty cluster:
-            # the heaviest cluster's mean after it, its weighted sum before it (the loop has
-            # not averaged it yet). Kept for identical labels: a copy of the mean at a lower
-            # index would take the tied points.
-            heaviest = torch.argmax(weight)
-            order = torch.arange(k, device=Z.device)
-            new[still_empty & (order > heaviest)] = new[heaviest].clone()
-            new[still_empty & (order < heaviest)] = sums[heaviest]
+        new = _centres_from_sums(sums, weight)
         shift = torch.linalg.vector_norm(new - centers, dim=1)
         return new, float((shift * shift).sum())
 
